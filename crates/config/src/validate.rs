@@ -1,0 +1,192 @@
+//! Validation of everything outside the apis: listeners, limits, admin, storage, logging.
+//!
+//! Turns the decoded [`FileSpec`] into [`Settings`], applying defaults and units, resolving relative
+//! paths against the config file's directory, and recording one positioned error per broken rule.
+//! TLS files are checked for existence and readability only; parsing PEM is the proxy's job.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Diagnostics, join_index, join_key};
+use crate::model::{
+    AccessLogSpec, DEFAULT_ADMIN_BIND, DEFAULT_LISTENER_BIND, Destination, FileSpec, LimitsSpec,
+};
+use crate::settings::{
+    AccessLogSettings, AdminSettings, Limits, ListenerSettings, Secret, Settings, TelemetrySettings,
+    TlsFiles,
+};
+
+/// The shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+/// Validates the non-api sections. The result is meaningful only if no error was recorded.
+pub(crate) fn settings(file: &FileSpec, base_dir: &Path, diags: &mut Diagnostics<'_>) -> Settings {
+    let mut binds: HashMap<SocketAddr, String> = HashMap::new();
+    let listeners = listeners(file, base_dir, &mut binds, diags);
+    let admin = file.admin.as_ref().map(|admin| {
+        let bind = socket_addr(&admin.bind, "admin.bind", diags);
+        if let Some(bind) = bind
+            && let Some(other) = binds.get(&bind)
+        {
+            diags.error("admin.bind", format!("address {bind} is already used by {other}"));
+        }
+        let token = &admin.token.0;
+        if token.chars().count() < MIN_ADMIN_TOKEN_CHARS {
+            diags.error(
+                "admin.token",
+                format!(
+                    "must be at least {MIN_ADMIN_TOKEN_CHARS} characters long (got {}); generate one with `openssl rand -hex 32`",
+                    token.chars().count()
+                ),
+            );
+        }
+        AdminSettings {
+            bind: bind.unwrap_or_else(|| default_addr(DEFAULT_ADMIN_BIND)),
+            token: Secret::new(token.clone()),
+        }
+    });
+    let data_dir = match file.data_dir.as_deref() {
+        Some("") => {
+            diags.error("data_dir", "must not be empty; leave it out for the default ./data");
+            PathBuf::new()
+        }
+        Some(dir) => resolve_path(base_dir, dir),
+        None => resolve_path(base_dir, "./data"),
+    };
+    if file.telemetry.bus_capacity == 0 {
+        diags.error("telemetry.bus_capacity", "must be at least 1");
+    }
+    Settings {
+        listeners,
+        limits: limits(&file.limits, diags),
+        admin,
+        data_dir,
+        access_log: access_log(&file.access_log, base_dir, diags),
+        telemetry: TelemetrySettings {
+            bus_capacity: file.telemetry.bus_capacity,
+        },
+    }
+}
+
+fn listeners(
+    file: &FileSpec,
+    base_dir: &Path,
+    binds: &mut HashMap<SocketAddr, String>,
+    diags: &mut Diagnostics<'_>,
+) -> Vec<ListenerSettings> {
+    let Some(specs) = &file.listeners else {
+        return vec![ListenerSettings {
+            name: "default".to_owned(),
+            bind: default_addr(DEFAULT_LISTENER_BIND),
+            tls: None,
+            http2: true,
+        }];
+    };
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(specs.len());
+    for (i, spec) in specs {
+        let path = join_index("listeners", *i);
+        let name_path = join_key(&path, "name");
+        if spec.name.trim().is_empty() {
+            diags.error(&name_path, "must not be empty");
+        } else if let Some(first) = names.insert(&spec.name, *i) {
+            diags.error(&name_path, format!("listener name '{}' is already used by listeners[{first}]", spec.name));
+        }
+        let bind_path = join_key(&path, "bind");
+        let bind = socket_addr(&spec.bind, &bind_path, diags);
+        if let Some(bind) = bind {
+            if let Some(other) = binds.get(&bind) {
+                diags.error(&bind_path, format!("address {bind} is already used by {other}"));
+            } else {
+                binds.insert(bind, format!("listeners[{i}]"));
+            }
+        }
+        let tls = spec.tls.as_ref().map(|tls| TlsFiles {
+            cert_file: readable_file(base_dir, &tls.cert_file, &join_key(&path, "tls.cert_file"), diags),
+            key_file: readable_file(base_dir, &tls.key_file, &join_key(&path, "tls.key_file"), diags),
+        });
+        out.push(ListenerSettings {
+            name: spec.name.clone(),
+            bind: bind.unwrap_or_else(|| default_addr(DEFAULT_LISTENER_BIND)),
+            tls,
+            http2: spec.http2,
+        });
+    }
+    out
+}
+
+fn limits(spec: &LimitsSpec, diags: &mut Diagnostics<'_>) -> Limits {
+    for (field, value) in [
+        ("max_payload_bytes", spec.max_payload_bytes),
+        ("max_header_bytes", spec.max_header_bytes as u64),
+        ("header_read_timeout_ms", spec.header_read_timeout_ms),
+        ("idle_timeout_ms", spec.idle_timeout_ms),
+        ("max_connections", spec.max_connections as u64),
+    ] {
+        if value == 0 {
+            diags.error(&join_key("limits", field), "must be at least 1");
+        }
+    }
+    Limits {
+        max_payload_bytes: spec.max_payload_bytes,
+        max_header_bytes: spec.max_header_bytes,
+        header_read_timeout: Duration::from_millis(spec.header_read_timeout_ms),
+        idle_timeout: Duration::from_millis(spec.idle_timeout_ms),
+        max_connections: spec.max_connections,
+    }
+}
+
+fn access_log(spec: &AccessLogSpec, base_dir: &Path, diags: &mut Diagnostics<'_>) -> AccessLogSettings {
+    match (spec.destination, spec.path.as_deref()) {
+        (Destination::File, Some(path)) if !path.is_empty() => AccessLogSettings::File(resolve_path(base_dir, path)),
+        (Destination::File, _) => {
+            diags.error("access_log.path", "is required when destination is file");
+            AccessLogSettings::Off
+        }
+        (_, Some(_)) => {
+            diags.error("access_log.path", "is only used when destination is file; remove it or set destination: file");
+            AccessLogSettings::Off
+        }
+        (Destination::Stdout, None) => AccessLogSettings::Stdout,
+        (Destination::Off, None) => AccessLogSettings::Off,
+    }
+}
+
+fn socket_addr(text: &str, path: &str, diags: &mut Diagnostics<'_>) -> Option<SocketAddr> {
+    match text.trim().parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            diags.error(
+                path,
+                format!("invalid socket address '{text}': expected ip:port such as 127.0.0.1:8080 or [::1]:8080"),
+            );
+            None
+        }
+    }
+}
+
+fn default_addr(text: &str) -> SocketAddr {
+    text.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+/// Joins a relative path to the config directory; absolute paths are kept.
+pub(crate) fn resolve_path(base_dir: &Path, path: &str) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    let path = path.strip_prefix(".").unwrap_or(path);
+    base_dir.join(path)
+}
+
+fn readable_file(base_dir: &Path, file: &str, path: &str, diags: &mut Diagnostics<'_>) -> PathBuf {
+    let resolved = resolve_path(base_dir, file);
+    if let Err(error) = std::fs::File::open(&resolved) {
+        diags.error(path, format!("cannot read '{}': {error}", resolved.display()));
+    } else if resolved.is_dir() {
+        diags.error(path, format!("'{}' is a directory, expected a PEM file", resolved.display()));
+    }
+    resolved
+}

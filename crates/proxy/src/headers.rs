@@ -1,0 +1,137 @@
+//! Header rules for proxied requests and responses.
+//!
+//! Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection and never cross the gateway.
+//! The forwarding headers tell the upstream who the client was: `X-Forwarded-For` and
+//! `Forwarded` (RFC 7239) are appended to, so a chain of proxies stays visible, while
+//! `X-Forwarded-Proto` and `X-Forwarded-Host` are set to what this gateway saw.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Headers that are always connection-specific.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Removes hop-by-hop headers, including any header the `Connection` header names, and
+/// `Upgrade` (a WebSocket upgrade is handled by its own integration, never passed through).
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Names listed in Connection are hop-by-hop too; collect them before removing Connection.
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}
+
+/// Sets the forwarding headers on a request going upstream.
+pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, tls: bool, host: Option<&HeaderValue>) {
+    let proto = if tls { "https" } else { "http" };
+    let ip = client.to_string();
+
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(previous) if !previous.trim().is_empty() => format!("{previous}, {ip}"),
+        _ => ip.clone(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    match host {
+        Some(host) => {
+            headers.insert(X_FORWARDED_HOST, host.clone());
+        }
+        None => {
+            headers.remove(X_FORWARDED_HOST);
+        }
+    }
+
+    // RFC 7239 §6: IPv6 addresses are bracketed and the node quoted.
+    let node = match client {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    };
+    let mut element = format!("for={node};proto={proto}");
+    if let Some(host) = host.and_then(|h| h.to_str().ok()) {
+        if host.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') {
+            element.push_str(";host=\"");
+            element.push_str(host);
+            element.push('"');
+        }
+    }
+    let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
+        Some(previous) if !previous.trim().is_empty() => format!("{previous}, {element}"),
+        _ => element,
+    };
+    if let Ok(value) = HeaderValue::from_str(&forwarded) {
+        headers.insert(header::FORWARDED, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_listed_headers_are_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn forwarded_headers_append_to_a_chain() {
+        let mut headers = HeaderMap::new();
+        headers.insert(X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.7"));
+        headers.insert(header::FORWARDED, HeaderValue::from_static("for=203.0.113.7"));
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("spoofed"));
+        let host = HeaderValue::from_static("api.example.com");
+        add_forwarded(&mut headers, "::1".parse().unwrap(), true, Some(&host));
+        assert_eq!(headers[X_FORWARDED_FOR], "203.0.113.7, ::1");
+        assert_eq!(headers[X_FORWARDED_PROTO], "https");
+        assert_eq!(headers[X_FORWARDED_HOST], "api.example.com");
+        assert_eq!(
+            headers[header::FORWARDED],
+            "for=203.0.113.7, for=\"[::1]\";proto=https;host=\"api.example.com\""
+        );
+    }
+
+    #[test]
+    fn first_proxy_starts_the_chain() {
+        let mut headers = HeaderMap::new();
+        add_forwarded(&mut headers, "127.0.0.1".parse().unwrap(), false, None);
+        assert_eq!(headers[X_FORWARDED_FOR], "127.0.0.1");
+        assert_eq!(headers[header::FORWARDED], "for=127.0.0.1;proto=http");
+        assert!(!headers.contains_key(X_FORWARDED_HOST));
+    }
+}

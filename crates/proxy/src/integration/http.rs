@@ -1,0 +1,205 @@
+//! The HTTP integration: forward the request to an upstream and stream the answer back.
+//!
+//! Upstream connections are pooled and kept alive per authority. The integration timeout covers
+//! the time until the upstream's response head arrives (API Gateway's 29 s default); the body
+//! then streams for as long as both sides keep it moving.
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_config::{HeaderOps, HttpIntegration, PathParams};
+use http::header::{self, HeaderValue};
+use http::{Request, Response, Uri, Version, request::Parts};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::body::{RequestBody, ResponseBody};
+use crate::error::GatewayError;
+use crate::headers::{X_REQUEST_ID, add_forwarded, remove_hop_by_hop};
+use crate::record::Recorder;
+use crate::service::{RequestScope, STATUS_CLIENT_CLOSED, reply_error};
+
+type Connector = HttpsConnector<HttpConnector>;
+
+/// Pooled upstream clients: one speaking HTTP/1.1, one speaking HTTP/2.
+pub(crate) struct Upstream {
+    http1: Client<Connector, RequestBody>,
+    http2: Client<Connector, RequestBody>,
+}
+
+impl Upstream {
+    pub(crate) fn new() -> Result<Self, rustls::Error> {
+        let tls = tls_client_config()?;
+        Ok(Self { http1: client(Arc::clone(&tls), false), http2: client(tls, true) })
+    }
+}
+
+/// The TLS settings for connections to upstreams: the Mozilla root store, no client certificate.
+pub(crate) fn tls_client_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn connector(tls: Arc<rustls::ClientConfig>, http2: bool) -> Connector {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(Arc::unwrap_or_clone(tls))
+        .https_or_http();
+    if http2 { builder.enable_http2().wrap_connector(http) } else { builder.enable_http1().wrap_connector(http) }
+}
+
+fn client(tls: Arc<rustls::ClientConfig>, http2: bool) -> Client<Connector, RequestBody> {
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .set_host(true);
+    if http2 {
+        builder.http2_only(true);
+    }
+    builder.build(connector(tls, http2))
+}
+
+/// Proxies one request to the integration's upstream.
+pub(crate) async fn forward(
+    scope: &RequestScope<'_>,
+    integration: &HttpIntegration,
+    mut parts: Parts,
+    body: Incoming,
+    params: &PathParams<'_>,
+    mut recorder: Recorder,
+) -> Response<ResponseBody> {
+    recorder.exchange().integration.kind = Some("http");
+    let uri = {
+        let context = |var| scope.context_value(var, &parts.method, parts.uri.path());
+        let mut url = integration.url.render(params, &context);
+        if let Some(query) = parts.uri.query() {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(query);
+        }
+        match url.parse::<Uri>() {
+            Ok(uri) if uri.authority().is_some() => uri,
+            _ => {
+                recorder.exchange().integration.error =
+                    Some("the integration URL is not a valid absolute URL after rendering".into());
+                return reply_error(recorder, GatewayError::Internal, scope.request_id, None);
+            }
+        }
+    };
+    let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    {
+        let context = |var| scope.context_value(var, &parts.method, parts.uri.path());
+        let mut headers = parts.headers.clone();
+        remove_hop_by_hop(&mut headers);
+        headers.remove(header::HOST);
+        add_forwarded(&mut headers, scope.conn.client.ip(), scope.conn.tls, original_host.as_ref());
+        if let Ok(value) = HeaderValue::from_str(scope.request_id.as_str()) {
+            headers.insert(X_REQUEST_ID, value);
+        }
+        apply(&integration.request_headers, &mut headers, params, &context);
+        parts.headers = headers;
+    }
+    let method = parts.method.clone();
+    let original_uri = std::mem::replace(&mut parts.uri, uri);
+    parts.version = if integration.http2 { Version::HTTP_2 } else { Version::HTTP_11 };
+    let (body, upload) = RequestBody::new(body, scope.limits.max_payload_bytes);
+    recorder.track_upload(Arc::clone(&upload));
+    let request = Request::from_parts(parts, body);
+
+    let client = if integration.http2 { &scope.gateway.upstream.http2 } else { &scope.gateway.upstream.http1 };
+    let started = recorder.elapsed();
+    recorder.exchange().timing.integration_start = Some(started);
+    let outcome = tokio::time::timeout(integration.timeout, client.request(request)).await;
+    let answered = recorder.elapsed();
+    let response = match outcome {
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => {
+            recorder.exchange().integration.error = Some(describe(&error));
+            let failure = if upload.limit_exceeded() {
+                GatewayError::PayloadTooLarge
+            } else if upload.client_failed() {
+                let response = reply_error(recorder, GatewayError::MalformedRequest, scope.request_id, None);
+                return client_gone(response);
+            } else if error.is_connect() {
+                GatewayError::UpstreamConnect
+            } else {
+                GatewayError::UpstreamReset
+            };
+            return reply_error(recorder, failure, scope.request_id, None);
+        }
+        Err(_elapsed) => {
+            recorder.exchange().integration.error =
+                Some(format!("no response within {} ms", integration.timeout.as_millis()));
+            return reply_error(recorder, GatewayError::UpstreamTimeout, scope.request_id, None);
+        }
+    };
+
+    let (mut parts, body) = response.into_parts();
+    {
+        let exchange = recorder.exchange();
+        exchange.status = parts.status.as_u16();
+        exchange.integration.status = Some(parts.status.as_u16());
+        exchange.timing.integration_response = Some(answered);
+    }
+    remove_hop_by_hop(&mut parts.headers);
+    {
+        let context = |var| scope.context_value(var, &method, original_uri.path());
+        apply(&integration.response_headers, &mut parts.headers, params, &context);
+    }
+    Response::from_parts(parts, ResponseBody::upstream(body, recorder))
+}
+
+/// The record of a request whose client vanished mid-upload says so; the response is moot.
+fn client_gone(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
+    response.body_mut().mark_status(STATUS_CLIENT_CLOSED);
+    response
+}
+
+fn apply<'c>(
+    ops: &HeaderOps,
+    headers: &mut http::HeaderMap,
+    params: &PathParams<'_>,
+    context: &dyn Fn(gatehouse_config::ContextVar) -> std::borrow::Cow<'c, str>,
+) {
+    for name in &ops.remove {
+        headers.remove(name);
+    }
+    for (name, template) in &ops.set {
+        let value = match template.as_static() {
+            Some(text) => HeaderValue::from_str(text),
+            None => HeaderValue::from_str(&template.render(params, context)),
+        };
+        match value {
+            Ok(value) => {
+                headers.insert(name.clone(), value);
+            }
+            Err(_) => tracing::debug!(header = %name, "header template rendered to an invalid value; skipped"),
+        }
+    }
+}
+
+/// One line: the error and its causes, e.g. `client error (Connect): tcp connect error: Connection refused`.
+fn describe(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,98 @@
+//! The recorder: the exchange being built for one request, published exactly once.
+//!
+//! A [`Recorder`] is created when the request head arrives and travels with the request: into
+//! the response body for proxied and answered requests (published when the last byte is handed
+//! to the connection, or when the client goes away), or into the WebSocket relay (published
+//! when the connection closes). Publishing consumes it, and its `Drop` publishes a record that
+//! was never finished, so no exchange is lost and none is counted twice.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gatehouse_telemetry::{Bus, ErrorClass, Exchange};
+
+use crate::body::UploadCounter;
+use crate::conn::ConnActivity;
+
+/// The exchange under construction plus what is needed to time and publish it.
+pub(crate) struct Recorder {
+    exchange: Option<Box<Exchange>>,
+    start: Instant,
+    bus: Arc<Bus>,
+    activity: Option<Arc<ConnActivity>>,
+    upload: Option<Arc<UploadCounter>>,
+}
+
+impl Recorder {
+    pub(crate) fn new(
+        exchange: Exchange,
+        start: Instant,
+        bus: Arc<Bus>,
+        activity: Option<Arc<ConnActivity>>,
+    ) -> Self {
+        if let Some(activity) = &activity {
+            activity.request_started();
+        }
+        Self { exchange: Some(Box::new(exchange)), start, bus, activity, upload: None }
+    }
+
+    /// Time since the request head arrived.
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    pub(crate) fn exchange(&mut self) -> &mut Exchange {
+        // The box is only taken by `publish`, which consumes `self`.
+        self.exchange.as_mut().map(Box::as_mut).unwrap_or_else(|| unreachable!())
+    }
+
+    pub(crate) fn exchange_ref(&self) -> &Exchange {
+        self.exchange.as_deref().unwrap_or_else(|| unreachable!())
+    }
+
+    /// Records an error class and message without changing the status.
+    pub(crate) fn set_error(&mut self, class: ErrorClass, message: impl Into<String>) {
+        let exchange = self.exchange();
+        exchange.error = Some(class);
+        exchange.error_message = Some(message.into());
+    }
+
+    /// Counts the bytes of this upload into `bytes_in` when the record is published.
+    pub(crate) fn track_upload(&mut self, upload: Arc<UploadCounter>) {
+        self.upload = Some(upload);
+    }
+
+    /// Stamps the end time and hands the record to the bus.
+    pub(crate) fn publish(mut self) {
+        self.publish_now();
+    }
+
+    fn publish_now(&mut self) {
+        let Some(mut exchange) = self.exchange.take() else {
+            return;
+        };
+        exchange.timing.done = self.start.elapsed();
+        if let Some(upload) = &self.upload {
+            exchange.bytes_in = upload.bytes();
+        }
+        if let Some(activity) = &self.activity {
+            activity.request_finished();
+        }
+        self.bus.publish(*exchange);
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        // Reached only when a future holding the recorder was dropped mid-way (the connection
+        // closed while we waited on the upstream, say): the client never got its answer.
+        if let Some(exchange) = self.exchange.as_mut() {
+            if exchange.error.is_none() {
+                exchange.error = Some(ErrorClass::ClientClosed);
+                exchange.error_message = Some("client closed the connection".into());
+                exchange.status = crate::service::STATUS_CLIENT_CLOSED;
+            }
+        }
+        self.publish_now();
+    }
+}

@@ -1,0 +1,300 @@
+//! The way of one request: admission, routing, phases, integration, response.
+//!
+//! `handle` is what hyper calls for every request on every connection. It never fails: every
+//! outcome is a response (the gateway's own errors are JSON from [`crate::error`]) and every
+//! outcome yields exactly one exchange record through the [`Recorder`].
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use gatehouse_config::{ContextVar, Integration, Limits, Resolution, Route};
+use gatehouse_telemetry::{
+    Decisions, Exchange, ExchangeKind, IntegrationOutcome, RequestId, RouteLabels, Timing,
+    new_request_id,
+};
+use http::header::{self, HeaderValue};
+use http::{Request, Response, Version};
+use hyper::body::Incoming;
+
+use crate::Gateway;
+use crate::body::ResponseBody;
+use crate::conn::ConnActivity;
+use crate::error::{GatewayError, error_body};
+use crate::headers::X_REQUEST_ID;
+use crate::integration;
+use crate::phase::{PhaseContext, PhaseOutcome};
+use crate::record::Recorder;
+
+/// The status recorded (never sent) when the client went away first, as nginx logs it.
+pub(crate) const STATUS_CLIENT_CLOSED: u16 = 499;
+
+/// What every request on one connection shares.
+pub(crate) struct ConnInfo {
+    pub(crate) listener: Arc<str>,
+    pub(crate) client: SocketAddr,
+    pub(crate) tls: bool,
+    pub(crate) activity: Arc<ConnActivity>,
+}
+
+/// What the integrations need to know about the request beyond its head.
+pub(crate) struct RequestScope<'a> {
+    pub(crate) gateway: &'a Gateway,
+    pub(crate) conn: &'a ConnInfo,
+    pub(crate) route: &'a Route,
+    pub(crate) request_id: &'a RequestId,
+    pub(crate) limits: &'a Limits,
+    pub(crate) received_at: SystemTime,
+}
+
+impl RequestScope<'_> {
+    /// The value of a `${context.X}` template variable for this request.
+    pub(crate) fn context_value<'s>(
+        &'s self,
+        var: ContextVar,
+        method: &'s http::Method,
+        path: &'s str,
+    ) -> Cow<'s, str> {
+        match var {
+            ContextVar::RequestId => Cow::Borrowed(self.request_id.as_str()),
+            ContextVar::Stage => Cow::Borrowed(&self.route.stage),
+            ContextVar::Api => Cow::Borrowed(&self.route.api),
+            ContextVar::ApiVersion => Cow::Borrowed(&self.route.api_version),
+            ContextVar::HttpMethod => Cow::Borrowed(method.as_str()),
+            ContextVar::Path => Cow::Borrowed(path),
+            ContextVar::ResourcePath => Cow::Borrowed(&self.route.resource_path),
+            ContextVar::SourceIp => Cow::Owned(self.conn.client.ip().to_string()),
+            ContextVar::RequestTimeEpoch => Cow::Owned(
+                self.received_at
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_millis())
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+        }
+    }
+}
+
+/// Serves one request.
+pub(crate) async fn handle(
+    gateway: Arc<Gateway>,
+    conn: Arc<ConnInfo>,
+    request: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    let start = Instant::now();
+    let received_at = SystemTime::now();
+    if request.version() == Version::HTTP_2 {
+        conn.activity.set_multiplexed();
+    }
+    let (parts, body) = request.into_parts();
+    let request_id = parts
+        .headers
+        .get(X_REQUEST_ID)
+        .and_then(|v| RequestId::from_client(v.as_bytes()))
+        .unwrap_or_else(new_request_id);
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .cloned()
+        .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    let exchange = Exchange {
+        kind: ExchangeKind::Http,
+        request_id: request_id.clone(),
+        trace: None,
+        listener: Arc::clone(&conn.listener),
+        route: None,
+        canary: false,
+        method: Some(parts.method.clone()),
+        host: host.clone(),
+        path: parts.uri.path().to_owned(),
+        protocol: parts.version,
+        tls: conn.tls,
+        client: conn.client,
+        user_agent: parts.headers.get(header::USER_AGENT).cloned(),
+        status: 0,
+        error: None,
+        error_message: None,
+        integration: IntegrationOutcome::default(),
+        decisions: Decisions::default(),
+        bytes_in: 0,
+        bytes_out: 0,
+        timing: Timing {
+            received_at,
+            routed: None,
+            integration_start: None,
+            integration_response: None,
+            integration_end: None,
+            done: Default::default(),
+        },
+        websocket: None,
+    };
+    let mut recorder = Recorder::new(
+        exchange,
+        start,
+        Arc::clone(&gateway.bus),
+        Some(Arc::clone(&conn.activity)),
+    );
+    let runtime = gateway.runtime.load_full();
+
+    // Phase 1, admission: limits that apply before anything else looks at the request.
+    if let Err(error) = admit(&parts, host.as_ref(), &runtime.limits) {
+        return Ok(reply_error(recorder, error, &request_id, None));
+    }
+
+    // Routing: (host, path, method) to api, stage and route, on the table this request started with.
+    let host_name = host.as_ref().and_then(|h| h.to_str().ok());
+    let uri = parts.uri.clone();
+    let (route, params) = match runtime.table.resolve(host_name, &parts.method, uri.path()) {
+        Resolution::Matched { route, params } => (route, params),
+        Resolution::MethodNotAllowed { allow } => {
+            let allow = HeaderValue::from_str(allow).ok();
+            return Ok(reply_error(recorder, GatewayError::MethodNotAllowed, &request_id, allow));
+        }
+        Resolution::NotFound => {
+            return Ok(reply_error(recorder, GatewayError::RouteNotFound, &request_id, None));
+        }
+    };
+    {
+        let routed = recorder.elapsed();
+        let exchange = recorder.exchange();
+        exchange.timing.routed = Some(routed);
+        exchange.route = Some(RouteLabels {
+            api: Arc::clone(&route.api),
+            api_version: Arc::clone(&route.api_version),
+            stage: Arc::clone(&route.stage),
+            resource_path: Arc::clone(&route.resource_path),
+        });
+    }
+
+    // Phases 2–5 (waf, auth, throttle, cache): each may answer the request itself.
+    if !gateway.phases.is_empty() {
+        let mut decisions = Decisions::default();
+        let mut answer = None;
+        for phase in gateway.phases.iter() {
+            let mut context = PhaseContext {
+                request: &parts,
+                route,
+                client: conn.client,
+                request_id: &request_id,
+                decisions: &mut decisions,
+            };
+            if let PhaseOutcome::Respond(response) = phase.on_request(&mut context).await {
+                answer = Some((phase.name(), response));
+                break;
+            }
+        }
+        recorder.exchange().decisions = decisions;
+        if let Some((phase, response)) = answer {
+            return Ok(reply_from_phase(recorder, phase, response, &request_id));
+        }
+    }
+
+    // Phase 6, the integration.
+    let scope = RequestScope {
+        gateway: &gateway,
+        conn: &conn,
+        route,
+        request_id: &request_id,
+        limits: &runtime.limits,
+        received_at,
+    };
+    let mut response = match &route.integration {
+        Integration::Http(http) => {
+            integration::http::forward(&scope, http, parts, body, &params, recorder).await
+        }
+        Integration::Mock(mock) => integration::mock::respond(&scope, mock, &parts, &params, recorder),
+        Integration::WebSocket(ws) => {
+            integration::websocket::upgrade(&scope, ws, parts, body, &params, recorder).await
+        }
+    };
+    // Phase 7, the response: every answer carries the request id.
+    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    Ok(response)
+}
+
+/// Checks the request head against the limits before routing.
+fn admit(
+    parts: &http::request::Parts,
+    host: Option<&HeaderValue>,
+    limits: &Limits,
+) -> Result<(), GatewayError> {
+    // RFC 9112 §3.2: an HTTP/1.1 request without exactly one Host header is malformed.
+    if parts.version == Version::HTTP_11 {
+        let hosts = parts.headers.get_all(header::HOST).iter().count();
+        if hosts != 1 || host.is_none() {
+            return Err(GatewayError::MalformedRequest);
+        }
+    }
+    let head_size: usize = parts.method.as_str().len()
+        + parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len())
+        + parts.uri.authority().map_or(0, |a| a.as_str().len())
+        + 12
+        + parts
+            .headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>();
+    if head_size > limits.max_header_bytes {
+        return Err(GatewayError::HeadersTooLarge);
+    }
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limits.max_payload_bytes) {
+        return Err(GatewayError::PayloadTooLarge);
+    }
+    Ok(())
+}
+
+/// Answers with the gateway's JSON error and records it.
+pub(crate) fn reply_error(
+    mut recorder: Recorder,
+    error: GatewayError,
+    request_id: &RequestId,
+    allow: Option<HeaderValue>,
+) -> Response<ResponseBody> {
+    let status = error.status();
+    {
+        let exchange = recorder.exchange();
+        exchange.status = status.as_u16();
+    }
+    recorder.set_error(error.class(), error.message());
+    let body = error_body(error.message(), request_id);
+    let mut response = Response::new(ResponseBody::full(body, Some(recorder)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(allow) = allow {
+        headers.insert(header::ALLOW, allow);
+    }
+    response
+}
+
+fn reply_from_phase(
+    mut recorder: Recorder,
+    phase: &'static str,
+    response: Response<Bytes>,
+    request_id: &RequestId,
+) -> Response<ResponseBody> {
+    let status = response.status();
+    recorder.exchange().status = status.as_u16();
+    // A cache hit is an answer, not an error; a 403 or 429 from a phase is a rejection.
+    if status.is_client_error() || status.is_server_error() {
+        recorder.set_error(
+            gatehouse_telemetry::ErrorClass::RejectedByPhase,
+            format!("answered by the {phase} phase"),
+        );
+    }
+    let (mut parts, body) = response.into_parts();
+    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+        parts.headers.insert(X_REQUEST_ID, value);
+    }
+    Response::from_parts(parts, ResponseBody::full(body, Some(recorder)))
+}
