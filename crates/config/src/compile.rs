@@ -49,7 +49,8 @@ pub struct ApiSummary {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         write!(
             f,
             "{}, {}, {}, {}",
@@ -74,7 +75,10 @@ impl fmt::Display for Summary {
 }
 
 /// Compiles every api. The table is meaningful only if no error was recorded.
-pub(crate) fn compile(apis: &[(usize, ApiDoc)], diags: &mut Diagnostics<'_>) -> (RouteTable, Summary) {
+pub(crate) fn compile(
+    apis: &[(usize, ApiDoc)],
+    diags: &mut Diagnostics<'_>,
+) -> (RouteTable, Summary) {
     let mut builder = TableBuilder::default();
     let mut summary = Summary::default();
     let mut versions: HashMap<(&str, &str), usize> = HashMap::new();
@@ -84,7 +88,10 @@ pub(crate) fn compile(apis: &[(usize, ApiDoc)], diags: &mut Diagnostics<'_>) -> 
         let path = join_index("apis", *i);
         let spec = &api.spec;
         if !is_identifier(&spec.name) {
-            diags.error(&join_key(&path, "name"), "must be non-empty and use only letters, digits, '-' and '_'");
+            diags.error(
+                &join_key(&path, "name"),
+                "must be non-empty and use only letters, digits, '-' and '_'",
+            );
         }
         let version = spec.version.0.as_str();
         if version.trim().is_empty() {
@@ -92,7 +99,10 @@ pub(crate) fn compile(apis: &[(usize, ApiDoc)], diags: &mut Diagnostics<'_>) -> 
         } else if let Some(first) = versions.insert((&spec.name, version), *i) {
             diags.error(
                 &join_key(&path, "version"),
-                format!("api '{}' version '{version}' is already defined at apis[{first}]", spec.name),
+                format!(
+                    "api '{}' version '{version}' is already defined at apis[{first}]",
+                    spec.name
+                ),
             );
         }
         let base_path = match spec.base_path.as_deref() {
@@ -105,13 +115,16 @@ pub(crate) fn compile(apis: &[(usize, ApiDoc)], diags: &mut Diagnostics<'_>) -> 
                 }
             },
         };
-        let host = spec.host.as_deref().and_then(|host| match check_host(host) {
-            Ok(host) => Some(Arc::<str>::from(host)),
-            Err(message) => {
-                diags.error(&join_key(&path, "host"), message);
-                None
-            }
-        });
+        let host = spec
+            .host
+            .as_deref()
+            .and_then(|host| match check_host(host) {
+                Ok(host) => Some(Arc::<str>::from(host)),
+                Err(message) => {
+                    diags.error(&join_key(&path, "host"), message);
+                    None
+                }
+            });
         let owners = stage_owners.entry(&spec.name).or_default();
         let stages = stages(api, *i, base_path, owners, diags);
         if api.route_count == 0 {
@@ -133,7 +146,10 @@ pub(crate) fn compile(apis: &[(usize, ApiDoc)], diags: &mut Diagnostics<'_>) -> 
             name: spec.name.clone(),
             version: version.to_owned(),
             host: names.host.as_deref().map(str::to_owned),
-            stages: stages.iter().map(|s| (s.name.to_string(), or_root(&s.mount))).collect(),
+            stages: stages
+                .iter()
+                .map(|s| (s.name.to_string(), or_root(&s.mount)))
+                .collect(),
             routes: api.route_count,
         });
     }
@@ -168,7 +184,10 @@ fn stages<'a>(
     for (s, stage) in api.spec.stages.iter().enumerate() {
         let path = join_index(&stages_path, s);
         if !is_identifier(&stage.name) {
-            diags.error(&join_key(&path, "name"), "must be non-empty and use only letters, digits, '-' and '_'");
+            diags.error(
+                &join_key(&path, "name"),
+                "must be non-empty and use only letters, digits, '-' and '_'",
+            );
         } else if let Some(first) = owners.get(stage.name.as_str()) {
             diags.error(
                 &join_key(&path, "name"),
@@ -199,7 +218,13 @@ fn stages<'a>(
         out.push(Stage {
             name: Arc::from(stage.name.as_str()),
             mount: join_paths(&[&prefix, base_path]),
-            variables: Arc::new(stage.variables.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect()),
+            variables: Arc::new(
+                stage
+                    .variables
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.0.clone()))
+                    .collect(),
+            ),
         });
     }
     out
@@ -224,8 +249,13 @@ fn compile_route(
     let Some(spec) = &route.integration else {
         return;
     };
-    if matches!(spec, IntegrationSpec::WebSocket(_)) && !matches!(route.method, MethodSpec::Get | MethodSpec::Any) {
-        diags.error(&join_key(path, "method"), "a websocket route must be GET or ANY (the upgrade is a GET request)");
+    if matches!(spec, IntegrationSpec::WebSocket(_))
+        && !matches!(route.method, MethodSpec::Get | MethodSpec::Any)
+    {
+        diags.error(
+            &join_key(path, "method"),
+            "a websocket route must be GET or ANY (the upgrade is a GET request)",
+        );
         return;
     }
     let integration_path = join_key(path, "integration");
@@ -235,7 +265,9 @@ fn compile_route(
     let resource_path: Arc<str> = Arc::from(route.path.as_str());
     let label: Arc<str> = Arc::from(label);
     for stage in stages {
-        let Some(integration): Option<Integration> = source.bind(&stage.name, &stage.variables, diags) else {
+        let Some(integration): Option<Integration> =
+            source.bind(&stage.name, &stage.variables, diags)
+        else {
             continue;
         };
         let full_path = join_paths(&[&stage.mount, &route.path]);
@@ -258,7 +290,10 @@ fn compile_route(
         }
         for full in paths {
             if let Err(message) = builder.add(&full, &compiled, path) {
-                diags.error(&join_key(path, "path"), format!("{message} (stage '{}')", stage.name));
+                diags.error(
+                    &join_key(path, "path"),
+                    format!("{message} (stage '{}')", stage.name),
+                );
             }
         }
         builder.list(compiled);
@@ -285,7 +320,10 @@ pub(crate) fn route_params(path: &str) -> Result<Vec<&str>, String> {
     if !path.starts_with('/') {
         return Err(format!("must start with '/', got '{path}'"));
     }
-    if let Some(c) = path.chars().find(|c| c.is_whitespace() || matches!(c, '?' | '#' | '*')) {
+    if let Some(c) = path
+        .chars()
+        .find(|c| c.is_whitespace() || matches!(c, '?' | '#' | '*'))
+    {
         return Err(format!("must not contain {c:?}"));
     }
     let segments: Vec<&str> = path[1..].split('/').collect();
@@ -297,7 +335,9 @@ pub(crate) fn route_params(path: &str) -> Result<Vec<&str>, String> {
         let inner = segment
             .strip_prefix('{')
             .and_then(|s| s.strip_suffix('}'))
-            .ok_or_else(|| format!("segment '{segment}': a parameter must be a whole segment such as '{{id}}'"))?;
+            .ok_or_else(|| {
+                format!("segment '{segment}': a parameter must be a whole segment such as '{{id}}'")
+            })?;
         let (name, greedy) = match inner.strip_suffix('+') {
             Some(name) => (name, true),
             None => (inner, false),
@@ -308,7 +348,9 @@ pub(crate) fn route_params(path: &str) -> Result<Vec<&str>, String> {
             ));
         }
         if greedy && i + 1 != segments.len() {
-            return Err(format!("segment '{segment}': a greedy parameter can only be the last segment"));
+            return Err(format!(
+                "segment '{segment}': a greedy parameter can only be the last segment"
+            ));
         }
         if params.contains(&name) {
             return Err(format!("parameter '{name}' appears twice"));
@@ -326,7 +368,10 @@ fn check_prefix<'a>(prefix: &'a str, field: &str) -> Result<&'a str, String> {
     if !prefix.starts_with('/') {
         return Err(format!("{field} must start with '/', got '{prefix}'"));
     }
-    if let Some(c) = prefix.chars().find(|c| c.is_whitespace() || matches!(c, '{' | '}' | '?' | '#' | '*')) {
+    if let Some(c) = prefix
+        .chars()
+        .find(|c| c.is_whitespace() || matches!(c, '{' | '}' | '?' | '#' | '*'))
+    {
         return Err(format!("{field} must not contain {c:?}"));
     }
     Ok(prefix.trim_end_matches('/'))
@@ -338,10 +383,14 @@ fn check_host(host: &str) -> Result<String, String> {
         && host.split('.').all(|label| {
             !label.is_empty()
                 && !label.starts_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
     if host.contains(':') || host.contains('/') {
-        return Err(format!("must be a bare host name such as api.example.com (no scheme, port or path), got '{host}'"));
+        return Err(format!(
+            "must be a bare host name such as api.example.com (no scheme, port or path), got '{host}'"
+        ));
     }
     if !valid {
         return Err(format!("invalid host name '{host}'"));
@@ -350,7 +399,10 @@ fn check_host(host: &str) -> Result<String, String> {
 }
 
 fn is_identifier(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Joins path pieces with single slashes; `""` stands for the root.
@@ -378,5 +430,9 @@ pub(crate) fn join_paths(pieces: &[&str]) -> String {
 }
 
 fn or_root(path: &str) -> String {
-    if path.is_empty() { "/".to_owned() } else { path.to_owned() }
+    if path.is_empty() {
+        "/".to_owned()
+    } else {
+        path.to_owned()
+    }
 }

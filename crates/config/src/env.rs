@@ -64,7 +64,10 @@ pub fn substitute<'a>(
             rest = after;
             continue;
         }
-        match (env(name).filter(|v| !v.is_empty() || default.is_none()), default) {
+        match (
+            env(name).filter(|v| !v.is_empty() || default.is_none()),
+            default,
+        ) {
             (Some(value), _) => out.push_str(&value),
             (None, Some(default)) => out.push_str(default),
             (None, None) => errors.push(EnvError::Unset {

@@ -50,7 +50,10 @@ pub struct ConfigErrors {
 impl ConfigErrors {
     /// Wraps a list of errors; callers guarantee it is not empty.
     pub(crate) fn new(errors: Vec<ConfigError>) -> Self {
-        debug_assert!(!errors.is_empty(), "ConfigErrors must hold at least one error");
+        debug_assert!(
+            !errors.is_empty(),
+            "ConfigErrors must hold at least one error"
+        );
         Self { errors }
     }
 

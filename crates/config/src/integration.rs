@@ -142,17 +142,24 @@ impl Checker<'_, '_, '_> {
     }
 
     /// Checks header names (no duplicates, ignoring case) and parses their value templates.
-    fn headers(&mut self, path: &str, set: &BTreeMap<String, ScalarString>) -> Vec<(HeaderName, Field)> {
+    fn headers(
+        &mut self,
+        path: &str,
+        set: &BTreeMap<String, ScalarString>,
+    ) -> Vec<(HeaderName, Field)> {
         let mut headers: Vec<(HeaderName, Field)> = Vec::new();
         for (name, value) in set {
             let field = join_key(path, name);
             let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
-                self.diags.key_error(&field, format!("invalid header name '{name}'"));
+                self.diags
+                    .key_error(&field, format!("invalid header name '{name}'"));
                 continue;
             };
             if headers.iter().any(|(h, _)| *h == header) {
-                self.diags
-                    .key_error(&field, format!("header '{header}' is set twice (names are case-insensitive)"));
+                self.diags.key_error(
+                    &field,
+                    format!("header '{header}' is set twice (names are case-insensitive)"),
+                );
                 continue;
             }
             let template = self.template(field, &value.0);
@@ -168,9 +175,10 @@ impl Checker<'_, '_, '_> {
         for (i, name) in ops.remove.iter().enumerate() {
             match HeaderName::from_bytes(name.as_bytes()) {
                 Ok(header) => remove.push(header),
-                Err(_) => self
-                    .diags
-                    .error(&join_index(&remove_path, i), format!("invalid header name '{name}'")),
+                Err(_) => self.diags.error(
+                    &join_index(&remove_path, i),
+                    format!("invalid header name '{name}'"),
+                ),
             }
         }
         OpsSource { set, remove }
@@ -178,7 +186,8 @@ impl Checker<'_, '_, '_> {
 
     fn at_least_one(&mut self, path: &str, field: &str, value: u64) {
         if value == 0 {
-            self.diags.error(&join_key(path, field), "must be at least 1");
+            self.diags
+                .error(&join_key(path, field), "must be at least 1");
         }
     }
 }
@@ -206,8 +215,10 @@ impl IntegrationSource {
                     url,
                     timeout: Duration::from_millis(http.timeout_ms),
                     http2: http.http2,
-                    request: c.header_ops(&join_key(path, "request_headers"), &http.request_headers),
-                    response: c.header_ops(&join_key(path, "response_headers"), &http.response_headers),
+                    request: c
+                        .header_ops(&join_key(path, "request_headers"), &http.request_headers),
+                    response: c
+                        .header_ops(&join_key(path, "response_headers"), &http.response_headers),
                 }
             }
             IntegrationSpec::Mock(mock) => {
@@ -215,8 +226,10 @@ impl IntegrationSource {
                     .ok()
                     .filter(|_| (100..=599).contains(&mock.status));
                 if status.is_none() {
-                    c.diags
-                        .error(&join_key(path, "status"), "must be an HTTP status code from 100 to 599");
+                    c.diags.error(
+                        &join_key(path, "status"),
+                        "must be an HTTP status code from 100 to 599",
+                    );
                 }
                 IntegrationSource::Mock {
                     status: status.unwrap_or(StatusCode::OK),
@@ -254,29 +267,48 @@ impl IntegrationSource {
         variables: &BTreeMap<String, String>,
         diags: &mut Diagnostics<'_>,
     ) -> Option<Integration> {
-        let mut b = Binder { stage, variables, diags, ok: true };
+        let mut b = Binder {
+            stage,
+            variables,
+            diags,
+            ok: true,
+        };
         let integration = match self {
-            IntegrationSource::Http { url, timeout, http2, request, response } => Integration::Http(HttpIntegration {
+            IntegrationSource::Http {
+                url,
+                timeout,
+                http2,
+                request,
+                response,
+            } => Integration::Http(HttpIntegration {
                 url: b.bind(url, Rule::Url(&["http", "https"])),
                 timeout: *timeout,
                 http2: *http2,
                 request_headers: b.ops(request),
                 response_headers: b.ops(response),
             }),
-            IntegrationSource::Mock { status, headers, body } => Integration::Mock(MockIntegration {
+            IntegrationSource::Mock {
+                status,
+                headers,
+                body,
+            } => Integration::Mock(MockIntegration {
                 status: *status,
                 headers: b.headers(headers),
                 body: b.bind(body, Rule::Any),
             }),
-            IntegrationSource::WebSocket { url, max_frame_bytes, max_message_bytes, idle_timeout, max_lifetime } => {
-                Integration::WebSocket(WebSocketIntegration {
-                    url: b.bind(url, Rule::Url(&["ws", "wss"])),
-                    max_frame_bytes: *max_frame_bytes,
-                    max_message_bytes: *max_message_bytes,
-                    idle_timeout: *idle_timeout,
-                    max_lifetime: *max_lifetime,
-                })
-            }
+            IntegrationSource::WebSocket {
+                url,
+                max_frame_bytes,
+                max_message_bytes,
+                idle_timeout,
+                max_lifetime,
+            } => Integration::WebSocket(WebSocketIntegration {
+                url: b.bind(url, Rule::Url(&["ws", "wss"])),
+                max_frame_bytes: *max_frame_bytes,
+                max_message_bytes: *max_message_bytes,
+                idle_timeout: *idle_timeout,
+                max_lifetime: *max_lifetime,
+            }),
         };
         b.ok.then_some(integration)
     }
@@ -306,13 +338,21 @@ impl Rule {
 }
 
 fn check_url(template: &Template, sample: &str, schemes: &[&str]) -> Result<(), String> {
-    let expected = schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ");
+    let expected = schemes
+        .iter()
+        .map(|s| format!("{s}://"))
+        .collect::<Vec<_>>()
+        .join(" or ");
     let prefix = template.literal_prefix();
     let Some((scheme, after)) = prefix.split_once("://") else {
-        return Err(format!("must be an absolute URL starting with {expected}, got '{template}'"));
+        return Err(format!(
+            "must be an absolute URL starting with {expected}, got '{template}'"
+        ));
     };
     if !schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
-        return Err(format!("must be an absolute URL starting with {expected}, got '{template}'"));
+        return Err(format!(
+            "must be an absolute URL starting with {expected}, got '{template}'"
+        ));
     }
     // The host must not depend on the request: an open proxy is one template away otherwise.
     let host_is_literal = template.is_static() || after.contains(['/', '?', '#']);
@@ -342,18 +382,25 @@ impl Binder<'_, '_, '_> {
         match field.source.bind(self.variables) {
             Ok(template) => {
                 if let Err(message) = rule.check(&template) {
-                    self.diags.error(&field.path, format!("{message} (stage '{stage}')"));
+                    self.diags
+                        .error(&field.path, format!("{message} (stage '{stage}')"));
                     self.ok = false;
                 }
                 template
             }
             Err(missing) => {
                 let defined: Vec<&str> = self.variables.keys().map(String::as_str).collect();
-                let defined = if defined.is_empty() { "no variables".to_owned() } else { defined.join(", ") };
+                let defined = if defined.is_empty() {
+                    "no variables".to_owned()
+                } else {
+                    defined.join(", ")
+                };
                 for name in missing {
                     self.diags.error(
                         &field.path,
-                        format!("unknown stage variable '{name}' (stage '{stage}' defines: {defined})"),
+                        format!(
+                            "unknown stage variable '{name}' (stage '{stage}' defines: {defined})"
+                        ),
                     );
                 }
                 self.ok = false;
@@ -363,10 +410,16 @@ impl Binder<'_, '_, '_> {
     }
 
     fn headers(&mut self, headers: &[(HeaderName, Field)]) -> Vec<(HeaderName, Template)> {
-        headers.iter().map(|(name, field)| (name.clone(), self.bind(field, Rule::HeaderValue))).collect()
+        headers
+            .iter()
+            .map(|(name, field)| (name.clone(), self.bind(field, Rule::HeaderValue)))
+            .collect()
     }
 
     fn ops(&mut self, ops: &OpsSource) -> HeaderOps {
-        HeaderOps { set: self.headers(&ops.set), remove: ops.remove.clone() }
+        HeaderOps {
+            set: self.headers(&ops.set),
+            remove: ops.remove.clone(),
+        }
     }
 }

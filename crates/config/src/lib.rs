@@ -35,8 +35,8 @@ pub use integration::{
 };
 pub use routing::{PathParams, Resolution, Route, RouteTable};
 pub use settings::{
-    AccessLogSettings, AdminSettings, Limits, ListenerSettings, Secret, Settings, TelemetrySettings,
-    TlsFiles,
+    AccessLogSettings, AdminSettings, Limits, ListenerSettings, Secret, Settings,
+    TelemetrySettings, TlsFiles,
 };
 pub use template::{ContextVar, Template, TemplateError};
 pub use validate::MIN_ADMIN_TOKEN_CHARS;
@@ -81,7 +81,9 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigErrors> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    load_str(&text, &path.display().to_string(), base_dir, &|name| std::env::var(name).ok())
+    load_str(&text, &path.display().to_string(), base_dir, &|name| {
+        std::env::var(name).ok()
+    })
 }
 
 /// Loads a configuration from text.
@@ -106,7 +108,10 @@ pub fn load_str(
         diags.push_at(
             &duplicate.path,
             duplicate.pos,
-            format!("duplicate key '{}'; each key may appear only once in a mapping", duplicate.key),
+            format!(
+                "duplicate key '{}'; each key may appear only once in a mapping",
+                duplicate.key
+            ),
         );
     }
     let value = yaml::to_value(&root, "", env, &mut diags);

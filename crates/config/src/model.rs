@@ -300,7 +300,10 @@ pub(crate) fn decode_file(root: Value, diags: &mut Diagnostics<'_>) -> FileSpec 
         Value::Object(map) => map,
         Value::Null => return file,
         other => {
-            diags.error("", format!("expected a mapping of sections, found {}", kind(&other)));
+            diags.error(
+                "",
+                format!("expected a mapping of sections, found {}", kind(&other)),
+            );
             return file;
         }
     };
@@ -366,14 +369,20 @@ fn decode_integration(
     diags: &mut Diagnostics<'_>,
 ) -> Option<IntegrationSpec> {
     let Value::Object(mut map) = value else {
-        diags.error(path, format!("expected a mapping with a `type`, found {}", kind(&value)));
+        diags.error(
+            path,
+            format!("expected a mapping with a `type`, found {}", kind(&value)),
+        );
         return None;
     };
     let type_path = join_key(path, "type");
     let kind = match map.remove("type") {
         Some(Value::String(kind)) => kind,
         Some(other) => {
-            diags.error(&type_path, format!("expected a string, found {}", kind(&other)));
+            diags.error(
+                &type_path,
+                format!("expected a string, found {}", kind(&other)),
+            );
             return None;
         }
         None => {
@@ -389,7 +398,10 @@ fn decode_integration(
         other => {
             diags.error(
                 &type_path,
-                format!("unknown integration type '{other}', expected one of {}", INTEGRATION_TYPES.join(", ")),
+                format!(
+                    "unknown integration type '{other}', expected one of {}",
+                    INTEGRATION_TYPES.join(", ")
+                ),
             );
             None
         }
@@ -459,7 +471,10 @@ pub(crate) fn decode<T: DeserializeOwned>(
 
 fn unknown_field(key: &str, expected: &[&str]) -> String {
     let expected: Vec<String> = expected.iter().map(|e| format!("`{e}`")).collect();
-    format!("unknown field `{key}`, expected one of {}", expected.join(", "))
+    format!(
+        "unknown field `{key}`, expected one of {}",
+        expected.join(", ")
+    )
 }
 
 fn kind(value: &Value) -> &'static str {

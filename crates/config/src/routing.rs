@@ -62,7 +62,10 @@ impl<'a> PathParams<'a> {
 
     /// The raw (still percent-encoded) value of parameter `name`.
     pub fn get(&self, name: &str) -> Option<&'a str> {
-        self.entries.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+        self.entries
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
     }
 
     /// (name, value) pairs in path order.
@@ -147,7 +150,12 @@ pub struct RouteTable {
 impl RouteTable {
     /// Routes a request. `host` is the Host header or `:authority` (a port is ignored, case does not
     /// matter); `path` is the request path without the query string, still percent-encoded.
-    pub fn resolve<'a>(&'a self, host: Option<&str>, method: &Method, path: &'a str) -> Resolution<'a> {
+    pub fn resolve<'a>(
+        &'a self,
+        host: Option<&str>,
+        method: &Method,
+        path: &'a str,
+    ) -> Resolution<'a> {
         let mut outcome = Resolution::NotFound;
         if !self.by_host.is_empty()
             && let Some(host) = host
@@ -160,12 +168,19 @@ impl RouteTable {
         }
         match self.lookup(&self.any_host, method, path) {
             Resolution::NotFound => outcome,
-            Resolution::MethodNotAllowed { .. } if !matches!(outcome, Resolution::NotFound) => outcome,
+            Resolution::MethodNotAllowed { .. } if !matches!(outcome, Resolution::NotFound) => {
+                outcome
+            }
             other => other,
         }
     }
 
-    fn lookup<'a>(&'a self, router: &'a matchit::Router<usize>, method: &Method, path: &'a str) -> Resolution<'a> {
+    fn lookup<'a>(
+        &'a self,
+        router: &'a matchit::Router<usize>,
+        method: &Method,
+        path: &'a str,
+    ) -> Resolution<'a> {
         let Ok(found) = router.at(path) else {
             return Resolution::NotFound;
         };
@@ -238,7 +253,12 @@ pub(crate) struct TableBuilder {
 impl TableBuilder {
     /// Registers `route` at `path` (our syntax: `{id}`, `{proxy+}`), under `host` if any.
     /// `origin` is the field path of the route in the file, used in conflict messages.
-    pub(crate) fn add(&mut self, path: &str, route: &Arc<Route>, origin: &str) -> Result<(), String> {
+    pub(crate) fn add(
+        &mut self,
+        path: &str,
+        route: &Arc<Route>,
+        origin: &str,
+    ) -> Result<(), String> {
         let host = route.host.as_deref().map(str::to_owned);
         let (router_path, greedy) = to_matchit(path);
         let key = (host.clone(), router_path.clone());
@@ -269,7 +289,11 @@ impl TableBuilder {
             let earlier = &entries[i].1;
             return Err(format!(
                 "route {} {path} conflicts with {} (api '{}' {}, stage '{}')",
-                route.method_label, self.origins[slot][i], earlier.api, earlier.api_version, earlier.stage
+                route.method_label,
+                self.origins[slot][i],
+                earlier.api,
+                earlier.api_version,
+                earlier.stage
             ));
         }
         entries.push((route.method.clone(), Arc::clone(route)));
@@ -339,8 +363,14 @@ const ALLOW_ORDER: [Method; 7] = [
 
 fn allow_header<'m>(methods: impl Iterator<Item = Option<&'m Method>> + Clone) -> Box<str> {
     let has = |wanted: &Method| {
-        methods.clone().any(|m| m == Some(wanted) || (*wanted == Method::HEAD && m == Some(&Method::GET)))
+        methods
+            .clone()
+            .any(|m| m == Some(wanted) || (*wanted == Method::HEAD && m == Some(&Method::GET)))
     };
-    let names: Vec<&str> = ALLOW_ORDER.iter().filter(|m| has(m)).map(Method::as_str).collect();
+    let names: Vec<&str> = ALLOW_ORDER
+        .iter()
+        .filter(|m| has(m))
+        .map(Method::as_str)
+        .collect();
     names.join(", ").into_boxed_str()
 }

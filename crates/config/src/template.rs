@@ -138,6 +138,7 @@ impl TemplateSource {
             match scan(rest) {
                 Some((token, len)) => {
                     match token {
+                        Token::Verbatim(text) => literal.push_str(text),
                         Token::Escaped(name) => {
                             literal.push('{');
                             literal.push_str(name);
@@ -191,7 +192,10 @@ impl TemplateSource {
     }
 
     /// Substitutes stage variables; `Err` lists the names the stage does not define.
-    pub(crate) fn bind(&self, variables: &BTreeMap<String, String>) -> Result<Template, Vec<String>> {
+    pub(crate) fn bind(
+        &self,
+        variables: &BTreeMap<String, String>,
+    ) -> Result<Template, Vec<String>> {
         let mut parts = Vec::with_capacity(self.parts.len());
         let mut literal = String::new();
         let mut missing = Vec::new();
@@ -221,6 +225,8 @@ impl TemplateSource {
 }
 
 enum Token<'t> {
+    /// Text kept verbatim, such as a `${...}` that is not a template variable.
+    Verbatim(&'t str),
     Escaped(&'t str),
     Param(&'t str),
     Greedy(&'t str),
@@ -240,7 +246,7 @@ fn scan(text: &str) -> Option<(Token<'_>, usize)> {
         if let Some(name) = content.strip_prefix("context.") {
             return Some((Token::Context(name), len));
         }
-        return None;
+        return Some((Token::Verbatim(&text[..len]), len));
     }
     if let Some(inner) = text.strip_prefix("{{") {
         let close = inner.find("}}")?;
@@ -321,7 +327,10 @@ impl Template {
                 _ => 0,
             })
             .sum();
-        let dynamic_parts = parts.iter().filter(|p| !matches!(p, Part::Literal(_))).count();
+        let dynamic_parts = parts
+            .iter()
+            .filter(|p| !matches!(p, Part::Literal(_)))
+            .count();
         Self {
             parts: parts.into_boxed_slice(),
             literal_len,
@@ -335,7 +344,8 @@ impl Template {
         params: &PathParams<'_>,
         context: &dyn Fn(ContextVar) -> Cow<'c, str>,
     ) -> String {
-        let mut out = String::with_capacity(self.literal_len + self.dynamic_parts * DYNAMIC_PART_HINT);
+        let mut out =
+            String::with_capacity(self.literal_len + self.dynamic_parts * DYNAMIC_PART_HINT);
         self.render_into(&mut out, params, context);
         out
     }

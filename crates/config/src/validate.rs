@@ -14,8 +14,8 @@ use crate::model::{
     AccessLogSpec, DEFAULT_ADMIN_BIND, DEFAULT_LISTENER_BIND, Destination, FileSpec, LimitsSpec,
 };
 use crate::settings::{
-    AccessLogSettings, AdminSettings, Limits, ListenerSettings, Secret, Settings, TelemetrySettings,
-    TlsFiles,
+    AccessLogSettings, AdminSettings, Limits, ListenerSettings, Secret, Settings,
+    TelemetrySettings, TlsFiles,
 };
 
 /// The shortest admin token accepted.
@@ -49,7 +49,10 @@ pub(crate) fn settings(file: &FileSpec, base_dir: &Path, diags: &mut Diagnostics
     });
     let data_dir = match file.data_dir.as_deref() {
         Some("") => {
-            diags.error("data_dir", "must not be empty; leave it out for the default ./data");
+            diags.error(
+                "data_dir",
+                "must not be empty; leave it out for the default ./data",
+            );
             PathBuf::new()
         }
         Some(dir) => resolve_path(base_dir, dir),
@@ -92,20 +95,39 @@ fn listeners(
         if spec.name.trim().is_empty() {
             diags.error(&name_path, "must not be empty");
         } else if let Some(first) = names.insert(&spec.name, *i) {
-            diags.error(&name_path, format!("listener name '{}' is already used by listeners[{first}]", spec.name));
+            diags.error(
+                &name_path,
+                format!(
+                    "listener name '{}' is already used by listeners[{first}]",
+                    spec.name
+                ),
+            );
         }
         let bind_path = join_key(&path, "bind");
         let bind = socket_addr(&spec.bind, &bind_path, diags);
         if let Some(bind) = bind {
             if let Some(other) = binds.get(&bind) {
-                diags.error(&bind_path, format!("address {bind} is already used by {other}"));
+                diags.error(
+                    &bind_path,
+                    format!("address {bind} is already used by {other}"),
+                );
             } else {
                 binds.insert(bind, format!("listeners[{i}]"));
             }
         }
         let tls = spec.tls.as_ref().map(|tls| TlsFiles {
-            cert_file: readable_file(base_dir, &tls.cert_file, &join_key(&path, "tls.cert_file"), diags),
-            key_file: readable_file(base_dir, &tls.key_file, &join_key(&path, "tls.key_file"), diags),
+            cert_file: readable_file(
+                base_dir,
+                &tls.cert_file,
+                &join_key(&path, "tls.cert_file"),
+                diags,
+            ),
+            key_file: readable_file(
+                base_dir,
+                &tls.key_file,
+                &join_key(&path, "tls.key_file"),
+                diags,
+            ),
         });
         out.push(ListenerSettings {
             name: spec.name.clone(),
@@ -138,15 +160,24 @@ fn limits(spec: &LimitsSpec, diags: &mut Diagnostics<'_>) -> Limits {
     }
 }
 
-fn access_log(spec: &AccessLogSpec, base_dir: &Path, diags: &mut Diagnostics<'_>) -> AccessLogSettings {
+fn access_log(
+    spec: &AccessLogSpec,
+    base_dir: &Path,
+    diags: &mut Diagnostics<'_>,
+) -> AccessLogSettings {
     match (spec.destination, spec.path.as_deref()) {
-        (Destination::File, Some(path)) if !path.is_empty() => AccessLogSettings::File(resolve_path(base_dir, path)),
+        (Destination::File, Some(path)) if !path.is_empty() => {
+            AccessLogSettings::File(resolve_path(base_dir, path))
+        }
         (Destination::File, _) => {
             diags.error("access_log.path", "is required when destination is file");
             AccessLogSettings::Off
         }
         (_, Some(_)) => {
-            diags.error("access_log.path", "is only used when destination is file; remove it or set destination: file");
+            diags.error(
+                "access_log.path",
+                "is only used when destination is file; remove it or set destination: file",
+            );
             AccessLogSettings::Off
         }
         (Destination::Stdout, None) => AccessLogSettings::Stdout,
@@ -168,7 +199,8 @@ fn socket_addr(text: &str, path: &str, diags: &mut Diagnostics<'_>) -> Option<So
 }
 
 fn default_addr(text: &str) -> SocketAddr {
-    text.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))
+    text.parse()
+        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))
 }
 
 /// Joins a relative path to the config directory; absolute paths are kept.
@@ -184,9 +216,18 @@ pub(crate) fn resolve_path(base_dir: &Path, path: &str) -> PathBuf {
 fn readable_file(base_dir: &Path, file: &str, path: &str, diags: &mut Diagnostics<'_>) -> PathBuf {
     let resolved = resolve_path(base_dir, file);
     if let Err(error) = std::fs::File::open(&resolved) {
-        diags.error(path, format!("cannot read '{}': {error}", resolved.display()));
+        diags.error(
+            path,
+            format!("cannot read '{}': {error}", resolved.display()),
+        );
     } else if resolved.is_dir() {
-        diags.error(path, format!("'{}' is a directory, expected a PEM file", resolved.display()));
+        diags.error(
+            path,
+            format!(
+                "'{}' is a directory, expected a PEM file",
+                resolved.display()
+            ),
+        );
     }
     resolved
 }

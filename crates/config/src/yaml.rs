@@ -79,7 +79,8 @@ fn refuse(span: &Span, message: &str) -> SyntaxError {
 
 /// Parses one YAML document into a node tree. An empty file is an empty mapping.
 pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
-    let mut events: Events<'_> = Parser::new_from_str(text);
+    let options = serde_saphyr::granit_parser::options! { emit_anchor_events: true };
+    let mut events: Events<'_> = Parser::new_from_str_with_options(text, options);
     let mut root = None;
     while let Some(item) = events.next() {
         let (event, span) = item?;
@@ -109,6 +110,7 @@ fn next_event<'i>(events: &mut Events<'i>) -> Result<(Event<'i>, Span), SyntaxEr
     for item in events.by_ref() {
         let (event, span) = item?;
         if event.is_node() || matches!(event, Event::SequenceEnd | Event::MappingEnd) {
+            // Anchor metadata is skipped here: anchored nodes are refused before it is reached.
             return Ok((event, span));
         }
     }
@@ -133,7 +135,12 @@ fn node_from(event: Event<'_>, span: &Span, events: &mut Events<'_>) -> Result<N
         | Event::MappingStart(_, anchor, _)
             if anchor != 0 =>
         {
-            Err(refuse(span, NO_ANCHORS))
+            // The anchor's own event follows its node; point at `&name` when we can.
+            let at = match events.peek() {
+                Some(Ok((Event::Anchor(..), anchor_span))) => *anchor_span,
+                _ => *span,
+            };
+            Err(refuse(&at, NO_ANCHORS))
         }
         Event::Alias(_) | Event::UnresolvedAlias(_) => Err(refuse(span, NO_ANCHORS)),
         Event::Scalar(text, style, _, tag) => {
@@ -340,7 +347,8 @@ pub(crate) fn resolve_plain(text: &str) -> Value {
 }
 
 fn parse_int(text: &str) -> Option<Number> {
-    let radix = |digits: &str, radix: u32| i64::from_str_radix(digits, radix).ok().map(Number::from);
+    let radix =
+        |digits: &str, radix: u32| i64::from_str_radix(digits, radix).ok().map(Number::from);
     if let Some(octal) = text.strip_prefix("0o") {
         return radix(octal, 8).filter(|_| !octal.starts_with(['+', '-']));
     }

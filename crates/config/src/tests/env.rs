@@ -15,8 +15,14 @@ fn substitution_table() {
         ("${EMPTY}", Ok("")),
         ("$${PORT}", Ok("${PORT}")),
         ("a $$ b $ c", Ok("a $$ b $ c")),
-        ("${stageVariables.backend}/x", Ok("${stageVariables.backend}/x")),
-        ("${context.requestId}-${PORT}", Ok("${context.requestId}-8181")),
+        (
+            "${stageVariables.backend}/x",
+            Ok("${stageVariables.backend}/x"),
+        ),
+        (
+            "${context.requestId}-${PORT}",
+            Ok("${context.requestId}-8181"),
+        ),
         ("${1BAD}", Ok("${1BAD}")),
         ("${unterminated", Ok("${unterminated")),
         ("${A:-x}${B:-y}", Ok("xy")),
@@ -25,16 +31,23 @@ fn substitution_table() {
     ];
     for (input, expected) in cases {
         let got = substitute(input, &test_env).map(|s| s.into_owned());
-        let expected = expected
-            .map(str::to_owned)
-            .map_err(|names| names.iter().map(|n| EnvError::Unset { name: (*n).to_owned() }).collect::<Vec<_>>());
+        let expected = expected.map(str::to_owned).map_err(|names| {
+            names
+                .iter()
+                .map(|n| EnvError::Unset {
+                    name: (*n).to_owned(),
+                })
+                .collect::<Vec<_>>()
+        });
         assert_eq!(got, expected, "input {input:?}");
     }
 }
 
 #[test]
 fn unset_error_suggests_a_default() {
-    let error = EnvError::Unset { name: "TOKEN".to_owned() };
+    let error = EnvError::Unset {
+        name: "TOKEN".to_owned(),
+    };
     assert_eq!(
         error.to_string(),
         "environment variable 'TOKEN' is not set; set it, or give a default with '${TOKEN:-default}'"
@@ -48,8 +61,10 @@ fn substitution_happens_before_typing_plain_scalars() {
         "B" => Some("true".to_owned()),
         _ => None,
     };
-    let root = crate::yaml::parse("a: ${N}\nb: ${B}\nc: '${N}'\nd: ${X:-8080}\ne: ${X:-false}\nf: ${X:-}\n")
-        .expect("valid yaml");
+    let root = crate::yaml::parse(
+        "a: ${N}\nb: ${B}\nc: '${N}'\nd: ${X:-8080}\ne: ${X:-false}\nf: ${X:-}\n",
+    )
+    .expect("valid yaml");
     let (index, _) = crate::yaml::PositionIndex::build(&root);
     let mut diags = crate::error::Diagnostics::new("t.yaml", &index);
     let value = crate::yaml::to_value(&root, "", &env, &mut diags);
@@ -75,7 +90,10 @@ fn core_schema_resolution_table() {
         ("+5", json!(5)),
         ("0x1F", json!(31)),
         ("0o17", json!(15)),
-        ("18446744073709551615", json!(18_446_744_073_709_551_615_u64)),
+        (
+            "18446744073709551615",
+            json!(18_446_744_073_709_551_615_u64),
+        ),
         ("1.5", json!(1.5)),
         ("1e3", json!(1000.0)),
         (".5", json!(0.5)),
@@ -85,6 +103,10 @@ fn core_schema_resolution_table() {
         ("v1", json!("v1")),
     ];
     for (input, expected) in cases {
-        assert_eq!(&crate::yaml::resolve_plain(input), expected, "input {input:?}");
+        assert_eq!(
+            &crate::yaml::resolve_plain(input),
+            expected,
+            "input {input:?}"
+        );
     }
 }
