@@ -1,1 +1,188 @@
-//! placeholder
+//! The admin API: a separate listener (127.0.0.1 by default) for controlling a running gateway.
+//!
+//! Every endpoint except `/healthz` requires `Authorization: Bearer <token>`. The API does not
+//! know how to reload or what status means; the binary supplies that through [`Control`], so
+//! this crate stays independent of the data plane.
+//!
+//! Endpoints:
+//! - `GET /healthz`: liveness, no token.
+//! - `GET /admin/status`: version, uptime, config summary, telemetry counters.
+//! - `POST /admin/reload`: re-read the config file; 200 with the new summary, or 400 with the
+//!   errors (the old config keeps serving).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// What the admin API asks of the running gateway.
+pub trait Control: Send + Sync + 'static {
+    /// Reloads the configuration. `Ok` carries a JSON summary of the new config, `Err` the
+    /// validation errors, one per entry.
+    fn reload(&self) -> Pin<Box<dyn Future<Output = Result<Value, Vec<String>>> + Send + '_>>;
+
+    /// A JSON snapshot of the gateway's state.
+    fn status(&self) -> Value;
+}
+
+#[derive(Clone)]
+struct AppState {
+    control: Arc<dyn Control>,
+    token: Arc<str>,
+}
+
+/// Builds the admin router; `token` is compared in constant time on every protected request.
+pub fn router(control: Arc<dyn Control>, token: &str) -> Router {
+    let state = AppState { control, token: Arc::from(token) };
+    let protected = Router::new()
+        .route("/admin/status", get(status))
+        .route("/admin/reload", post(reload))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new().route("/healthz", get(|| async { "ok\n" })).merge(protected).with_state(state)
+}
+
+/// Binds the admin listener.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves the admin API until `shutdown` is cancelled.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}
+
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(token) if constant_time_eq(token.as_bytes(), state.token.as_bytes()) => next.run(request).await,
+        _ => {
+            let mut response = (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({ "message": "missing or invalid admin token" })),
+            )
+                .into_response();
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+        }
+    }
+}
+
+/// Compares without an early exit, so the time taken does not reveal how much of a guess matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn status(State(state): State<AppState>) -> axum::Json<Value> {
+    axum::Json(state.control.status())
+}
+
+async fn reload(State(state): State<AppState>) -> Response {
+    match state.control.reload().await {
+        Ok(summary) => (StatusCode::OK, axum::Json(json!({ "status": "reloaded", "config": summary }))).into_response(),
+        Err(errors) => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "status": "rejected", "message": "the new config is invalid; the old one keeps serving", "errors": errors })),
+        )
+            .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Fake {
+        reloads: AtomicUsize,
+        fail: bool,
+    }
+
+    impl Control for Fake {
+        fn reload(&self) -> Pin<Box<dyn Future<Output = Result<Value, Vec<String>>> + Send + '_>> {
+            self.reloads.fetch_add(1, Ordering::SeqCst);
+            let fail = self.fail;
+            Box::pin(async move {
+                if fail { Err(vec!["gateway.yaml:3:5: apis[0].name: bad".into()]) } else { Ok(json!({"apis": 1})) }
+            })
+        }
+        fn status(&self) -> Value {
+            json!({"ok": true})
+        }
+    }
+
+    async fn start(fail: bool) -> (String, Arc<Fake>, CancellationToken) {
+        let fake = Arc::new(Fake { reloads: AtomicUsize::new(0), fail });
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let app = router(fake.clone(), "s3cret-token-0123456789");
+        tokio::spawn(serve(listener, app, shutdown.clone()));
+        (base, fake, shutdown)
+    }
+
+    #[tokio::test]
+    async fn token_is_required_except_for_health() {
+        let (base, fake, shutdown) = start(false).await;
+        let client = reqwest::Client::new();
+        assert_eq!(client.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
+        for auth in [None, Some("Bearer wrong"), Some("Basic s3cret-token-0123456789")] {
+            let mut request = client.post(format!("{base}/admin/reload"));
+            if let Some(auth) = auth {
+                request = request.header("authorization", auth);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 401, "{auth:?}");
+            assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        }
+        assert_eq!(fake.reloads.load(Ordering::SeqCst), 0);
+        let response = client
+            .post(format!("{base}/admin/reload"))
+            .bearer_auth("s3cret-token-0123456789")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(fake.reloads.load(Ordering::SeqCst), 1);
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn rejected_reload_returns_the_errors() {
+        let (base, _fake, shutdown) = start(true).await;
+        let response = reqwest::Client::new()
+            .post(format!("{base}/admin/reload"))
+            .bearer_auth("s3cret-token-0123456789")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["errors"][0], "gateway.yaml:3:5: apis[0].name: bad");
+        shutdown.cancel();
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_values() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

@@ -17,7 +17,7 @@ use crate::model::{ApiDoc, IntegrationSpec, MethodSpec};
 use crate::routing::{Route, RouteTable, TableBuilder, normalize_host};
 use crate::template::is_stage_variable_name;
 
-/// What was compiled, for a start-up log line or `gatehouse check`.
+/// What was compiled, for a start-up log line or `gatehouse validate`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
     /// Apis (name × version).

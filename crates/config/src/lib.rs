@@ -51,7 +51,7 @@ pub struct Loaded {
     pub settings: Settings,
     /// The compiled routing table.
     pub table: Arc<RouteTable>,
-    /// Counts and a per-api overview, for logs and `gatehouse check`.
+    /// Counts and a per-api overview, for logs and `gatehouse validate`.
     pub summary: Summary,
     /// Where the configuration came from.
     pub source: SourceInfo,

@@ -271,6 +271,9 @@ pub(crate) fn reply_error(
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+        headers.insert(X_REQUEST_ID, value);
+    }
     if let Some(allow) = allow {
         headers.insert(header::ALLOW, allow);
     }

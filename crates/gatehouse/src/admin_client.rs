@@ -1,0 +1,56 @@
+//! A small client for the admin API, used by `gatehouse reload` and `gatehouse status`.
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http::{Method, Request, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+async fn call(method: Method, base: &str, path: &str, token: &str) -> anyhow::Result<(u16, Value)> {
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let request = Request::builder()
+        .method(method)
+        .uri(&url)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+        .with_context(|| format!("invalid admin URL '{base}'"))?;
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let response = client
+        .request(request)
+        .await
+        .with_context(|| format!("cannot reach the admin API at {base} (is the gateway running? see --admin)"))?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.context("reading the admin API's answer")?.to_bytes();
+    let value = serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    if status == 401 {
+        bail!("the admin API refused the token (set --token or GATEHOUSE_ADMIN_TOKEN)");
+    }
+    Ok((status, value))
+}
+
+pub(crate) async fn reload(base: &str, token: &str) -> anyhow::Result<()> {
+    let (status, body) = call(Method::POST, base, "/admin/reload", token).await?;
+    if status == 200 {
+        let config = &body["config"];
+        println!("reloaded: {} apis, {} stages, {} routes", config["apis"], config["stages"], config["routes"]);
+        return Ok(());
+    }
+    if let Some(errors) = body["errors"].as_array() {
+        for error in errors {
+            eprintln!("{}", error.as_str().unwrap_or_default());
+        }
+    }
+    bail!("reload rejected (HTTP {status}); the gateway keeps serving its previous config")
+}
+
+pub(crate) async fn status(base: &str, token: &str) -> anyhow::Result<()> {
+    let (status, body) = call(Method::GET, base, "/admin/status", token).await?;
+    if status != 200 {
+        bail!("the admin API answered HTTP {status}: {body}");
+    }
+    println!("{}", serde_json::to_string_pretty(&body)?);
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! The `gatehouse` command: serve a config, validate one, run the demo, or talk to a running
+//! gateway's admin API.
+
+mod admin_client;
+mod demo;
+mod logging;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "A self-hosted API gateway with built-in monitoring",
+    long_about = "Gatehouse proxies HTTP, REST and WebSocket APIs with stages and routes, and \
+                  records every request (access log, metrics, traces) without an outside stack.\n\n\
+                  Start with `gatehouse demo`, then write a config (see examples/) and run \
+                  `gatehouse serve --config FILE`."
+)]
+struct Cli {
+    /// Format of Gatehouse's own log lines on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "GATEHOUSE_LOG_FORMAT")]
+    log_format: LogFormat,
+
+    /// Log filter, e.g. `info` or `gatehouse=debug,hyper=info`.
+    #[arg(long, global = true, default_value = "info", env = "GATEHOUSE_LOG")]
+    log_level: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the gateway with a config file. SIGHUP reloads it; SIGTERM or Ctrl-C drains and stops.
+    Serve {
+        /// The YAML config file.
+        #[arg(long, short, env = "GATEHOUSE_CONFIG")]
+        config: PathBuf,
+        /// How long in-flight requests may take to finish at shutdown.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        shutdown_grace: Duration,
+    },
+    /// Check a config file and print a summary, or every error with file, line and column.
+    Validate {
+        /// The YAML config file.
+        file: PathBuf,
+    },
+    /// Start the gateway on a built-in config with a sample backend, and print URLs to try.
+    Demo {
+        /// Data-plane port.
+        #[arg(long, env = "GATEHOUSE_PORT", default_value_t = 8080)]
+        port: u16,
+        /// Admin API port.
+        #[arg(long, env = "GATEHOUSE_ADMIN_PORT", default_value_t = 9901)]
+        admin_port: u16,
+    },
+    /// Ask a running gateway to reload its config file.
+    Reload {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Show a running gateway's status.
+    Status {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+/// How to reach a running gateway's admin API.
+#[derive(clap::Args, Debug)]
+struct AdminArgs {
+    /// Base URL of the admin API.
+    #[arg(long = "admin", env = "GATEHOUSE_ADMIN_URL", default_value = "http://127.0.0.1:9901")]
+    url: String,
+    /// The admin token.
+    #[arg(long, env = "GATEHOUSE_ADMIN_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+/// Parses `250ms`, `30s`, `2m`, `1h`, or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("'{text}' is not a duration like 30s or 500ms"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("'{text}': unknown unit '{unit}' (use ms, s, m or h)")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Validate { file } = &cli.command {
+        return validate(file);
+    }
+    logging::init(cli.log_format, &cli.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config, shutdown_grace } => serve::run(serve::Source::File(config), shutdown_grace).await,
+            Command::Demo { port, admin_port } => demo::run(port, admin_port).await,
+            Command::Reload { admin } => admin_client::reload(&admin.url, &admin.token).await,
+            Command::Status { admin } => admin_client::status(&admin.url, &admin.token).await,
+            Command::Validate { .. } => unreachable!("handled above"),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate(file: &std::path::Path) -> ExitCode {
+    match gatehouse_config::load_file(file) {
+        Ok(loaded) => {
+            println!("{}: ok", file.display());
+            println!("{}", loaded.summary);
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            let n = errors.errors().len();
+            eprintln!("{}: {n} error{}", file.display(), if n == 1 { "" } else { "s" });
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        let cases = [
+            ("30s", Some(Duration::from_secs(30))),
+            ("250ms", Some(Duration::from_millis(250))),
+            ("2m", Some(Duration::from_secs(120))),
+            ("1h", Some(Duration::from_secs(3600))),
+            ("5", Some(Duration::from_secs(5))),
+            ("5d", None),
+            ("soon", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_duration(text).ok(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

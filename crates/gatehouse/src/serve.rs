@@ -1,0 +1,238 @@
+//! Running a gateway: load the config, start the telemetry consumers, the data plane and the
+//! admin API, then react to signals (SIGHUP reloads, SIGTERM and Ctrl-C drain and stop).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use gatehouse_config::{AccessLogSettings, ConfigErrors, Loaded, Settings};
+use gatehouse_proxy::{Gateway, Listener, Runtime};
+use gatehouse_telemetry::{AccessLogDestination, AccessLogWriter, BusBuilder};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+/// Where the config comes from: a file (re-read on every reload) or text built in (the demo).
+pub(crate) enum Source {
+    File(PathBuf),
+    Embedded { name: &'static str, text: String, env: HashMap<String, String> },
+}
+
+impl Source {
+    fn load(&self) -> Result<Loaded, ConfigErrors> {
+        match self {
+            Source::File(path) => gatehouse_config::load_file(path),
+            Source::Embedded { name, text, env } => {
+                let lookup = |key: &str| env.get(key).cloned().or_else(|| std::env::var(key).ok());
+                gatehouse_config::load_str(text, name, std::path::Path::new("."), &lookup)
+            }
+        }
+    }
+}
+
+/// A started gateway.
+pub(crate) struct Running {
+    pub(crate) gateway: Arc<Gateway>,
+    pub(crate) control: Arc<Reloader>,
+    pub(crate) listeners: Vec<(String, SocketAddr, bool)>,
+    pub(crate) admin: Option<SocketAddr>,
+    admin_shutdown: CancellationToken,
+    access_log: Option<AccessLogWriter>,
+}
+
+/// Loads the config and serves it until a termination signal.
+pub(crate) async fn run(source: Source, grace: Duration) -> anyhow::Result<()> {
+    let running = start(source).await?;
+    running.wait_for_signals(grace).await
+}
+
+pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
+    let loaded = tokio::task::block_in_place(|| source.load())
+        .map_err(|errors| anyhow!("the config is invalid:\n{errors}"))?;
+    let settings = loaded.settings.clone();
+
+    let mut bus = BusBuilder::new(settings.telemetry.bus_capacity);
+    let access_log = match &settings.access_log {
+        AccessLogSettings::Off => None,
+        AccessLogSettings::Stdout => Some(AccessLogWriter::spawn(bus.subscribe("access_log"), &AccessLogDestination::Stdout)?),
+        AccessLogSettings::File(path) => Some(
+            AccessLogWriter::spawn(bus.subscribe("access_log"), &AccessLogDestination::File(path.clone()))
+                .with_context(|| format!("cannot open the access log {}", path.display()))?,
+        ),
+    };
+    let gateway = Gateway::new(
+        Runtime { table: Arc::clone(&loaded.table), limits: settings.limits.clone() },
+        Arc::new(bus.build()),
+        Vec::new(),
+    )?;
+
+    let mut listeners = Vec::new();
+    for listener_settings in &settings.listeners {
+        let listener = Listener::bind(listener_settings.clone()).await?;
+        let addr = listener.local_addr()?;
+        tracing::info!(listener = listener.name(), %addr, tls = listener.is_tls(), "listening");
+        listeners.push((listener.name().to_owned(), addr, listener.is_tls()));
+        gateway.serve(listener);
+    }
+
+    let control = Arc::new(Reloader {
+        source,
+        gateway: Arc::clone(&gateway),
+        current: Mutex::new(loaded),
+        started: Instant::now(),
+        reloading: tokio::sync::Mutex::new(()),
+    });
+    let admin_shutdown = CancellationToken::new();
+    let admin = match &settings.admin {
+        Some(admin) => {
+            let listener = gatehouse_admin::bind(admin.bind)
+                .await
+                .with_context(|| format!("admin API: cannot bind {}", admin.bind))?;
+            let addr = listener.local_addr()?;
+            let router = gatehouse_admin::router(Arc::clone(&control) as Arc<dyn gatehouse_admin::Control>, admin.token.expose());
+            tokio::spawn(gatehouse_admin::serve(listener, router, admin_shutdown.clone()));
+            tracing::info!(%addr, "admin API listening");
+            Some(addr)
+        }
+        None => None,
+    };
+    Ok(Running { gateway, control, listeners, admin, admin_shutdown, access_log })
+}
+
+impl Running {
+    pub(crate) async fn wait_for_signals(self, grace: Duration) -> anyhow::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = signal(SignalKind::hangup())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => {
+                    tracing::info!("SIGHUP received; reloading the config");
+                    let _ = self.control.reload_now().await;
+                }
+                _ = terminate.recv() => break,
+                _ = tokio::signal::ctrl_c() => break,
+            }
+        }
+        self.stop(grace).await;
+        Ok(())
+    }
+
+    /// Stops accepting, drains in-flight requests for at most `grace`, and flushes the access log.
+    pub(crate) async fn stop(self, grace: Duration) {
+        tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down; draining in-flight requests");
+        self.admin_shutdown.cancel();
+        let drained = self.gateway.shutdown(grace).await;
+        if drained {
+            tracing::info!("all connections drained");
+        } else {
+            tracing::warn!("grace period over; closing the connections still open");
+        }
+        let dropped = self.gateway.bus().dropped();
+        if dropped > 0 {
+            tracing::warn!(dropped, "telemetry records were dropped because a consumer fell behind");
+        }
+        drop(self.control);
+        drop(self.gateway);
+        if let Some(writer) = self.access_log {
+            // The writer ends once every bus sender is gone; don't hang on stragglers.
+            let joined = tokio::task::spawn_blocking(move || writer.join());
+            let _ = tokio::time::timeout(Duration::from_secs(2), joined).await;
+        }
+    }
+}
+
+/// Reloads the config on demand (admin API, SIGHUP) and reports status.
+pub(crate) struct Reloader {
+    source: Source,
+    gateway: Arc<Gateway>,
+    current: Mutex<Loaded>,
+    started: Instant,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+impl Reloader {
+    /// Loads, validates and swaps in the config. On error the old config keeps serving.
+    pub(crate) async fn reload_now(&self) -> Result<Value, Vec<String>> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let loaded = match tokio::task::block_in_place(|| self.source.load()) {
+            Ok(loaded) => loaded,
+            Err(errors) => {
+                for error in errors.errors() {
+                    tracing::warn!(error = %error, "config reload rejected");
+                }
+                return Err(errors.errors().iter().map(ToString::to_string).collect());
+            }
+        };
+        {
+            let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            warn_about_restart_only_changes(&current.settings, &loaded.settings);
+        }
+        self.gateway.swap(Runtime { table: Arc::clone(&loaded.table), limits: loaded.settings.limits.clone() });
+        let summary = summary_json(&loaded);
+        tracing::info!(
+            apis = loaded.summary.apis,
+            stages = loaded.summary.stages,
+            routes = loaded.summary.routes,
+            "config reloaded"
+        );
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = loaded;
+        Ok(summary)
+    }
+}
+
+fn warn_about_restart_only_changes(old: &Settings, new: &Settings) {
+    if old.listeners != new.listeners {
+        tracing::warn!("listener changes take effect only after a restart");
+    }
+    if old.admin != new.admin
+        || old.access_log != new.access_log
+        || old.telemetry != new.telemetry
+        || old.limits.max_connections != new.limits.max_connections
+    {
+        tracing::warn!("admin, access_log, telemetry and max_connections changes take effect only after a restart");
+    }
+}
+
+fn summary_json(loaded: &Loaded) -> Value {
+    let summary = &loaded.summary;
+    json!({
+        "apis": summary.apis,
+        "stages": summary.stages,
+        "routes": summary.routes,
+        "listeners": summary.listeners,
+        "details": summary.api_details.iter().map(|api| json!({
+            "name": api.name,
+            "version": api.version,
+            "host": api.host,
+            "routes": api.routes,
+            "stages": api.stages.iter().map(|(name, prefix)| json!({"name": name, "prefix": prefix})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+impl gatehouse_admin::Control for Reloader {
+    fn reload(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, Vec<String>>> + Send + '_>> {
+        Box::pin(self.reload_now())
+    }
+
+    fn status(&self) -> Value {
+        let config = summary_json(&self.current.lock().unwrap_or_else(|p| p.into_inner()));
+        let consumers: Vec<Value> = self
+            .gateway
+            .bus()
+            .stats()
+            .into_iter()
+            .map(|c| json!({"name": c.name, "delivered": c.delivered, "dropped": c.dropped, "queued": c.queued}))
+            .collect();
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptimeSeconds": self.started.elapsed().as_secs(),
+            "config": config,
+            "telemetry": { "consumers": consumers },
+        })
+    }
+}
