@@ -27,6 +27,10 @@ struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "GATEHOUSE_LOG_FORMAT")]
     log_format: LogFormat,
 
+    /// Worker threads of the async runtime (default: one per CPU core).
+    #[arg(long, global = true, env = "GATEHOUSE_WORKERS")]
+    workers: Option<usize>,
+
     /// Log filter, e.g. `info` or `gatehouse=debug,hyper=info`.
     #[arg(long, global = true, default_value = "info", env = "GATEHOUSE_LOG")]
     log_level: String,
@@ -110,7 +114,11 @@ fn main() -> ExitCode {
         return validate(file);
     }
     logging::init(cli.log_format, &cli.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = cli.workers {
+        builder.worker_threads(workers.max(1));
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
