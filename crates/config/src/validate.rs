@@ -27,7 +27,9 @@ pub(crate) fn settings(file: &FileSpec, base_dir: &Path, diags: &mut Diagnostics
     let listeners = listeners(file, base_dir, &mut binds, diags);
     let admin = file.admin.as_ref().map(|admin| {
         let bind = socket_addr(&admin.bind, "admin.bind", diags);
+        // Port 0 asks the OS for a free port, so two such binds never collide.
         if let Some(bind) = bind
+            && bind.port() != 0
             && let Some(other) = binds.get(&bind)
         {
             diags.error("admin.bind", format!("address {bind} is already used by {other}"));
@@ -105,7 +107,7 @@ fn listeners(
         }
         let bind_path = join_key(&path, "bind");
         let bind = socket_addr(&spec.bind, &bind_path, diags);
-        if let Some(bind) = bind {
+        if let Some(bind) = bind.filter(|b| b.port() != 0) {
             if let Some(other) = binds.get(&bind) {
                 diags.error(
                     &bind_path,
