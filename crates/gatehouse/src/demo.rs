@@ -124,7 +124,7 @@ async fn backend(mut request: Request<Incoming>) -> Result<Response<Full<Bytes>>
         }
         (&Method::GET, p) if p.starts_with("/pets/") => {
             let id = p.trim_start_matches("/pets/");
-            match pets().as_array().and_then(|all| all.iter().find(|pet| pet["id"].to_string() == id).cloned()) {
+            match pets().as_array().and_then(|all| all.iter().find(|pet| pet["id"].as_u64().is_some_and(|n| n.to_string() == id)).cloned()) {
                 Some(pet) => json_response(StatusCode::OK, pet),
                 None => json_response(StatusCode::NOT_FOUND, json!({"message": format!("no pet {id}")})),
             }
@@ -166,14 +166,13 @@ fn websocket_echo(request: &mut Request<Incoming>) -> Response<Full<Bytes>> {
         let Ok(ws) = upgrade.await else { return };
         let mut ws = fastwebsockets::FragmentCollector::new(ws);
         while let Ok(frame) = ws.read_frame().await {
-            match frame.opcode {
+            let echo = match frame.opcode {
                 fastwebsockets::OpCode::Close => break,
-                fastwebsockets::OpCode::Text | fastwebsockets::OpCode::Binary => {
-                    if ws.write_frame(frame).await.is_err() {
-                        break;
-                    }
-                }
-                _ => {}
+                fastwebsockets::OpCode::Text | fastwebsockets::OpCode::Binary => frame,
+                _ => continue,
+            };
+            if ws.write_frame(echo).await.is_err() {
+                break;
             }
         }
     });

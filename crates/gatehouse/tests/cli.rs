@@ -1,5 +1,7 @@
 //! The command line: validate, version, help.
 
+#![allow(clippy::unwrap_used)] // test helpers panic on purpose
+
 mod support;
 
 use support::run;

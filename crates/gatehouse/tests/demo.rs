@@ -1,6 +1,8 @@
 //! `gatehouse demo` works on a fresh machine: it starts, proxies to its sample backend, answers
 //! mock routes, relays a WebSocket, and stops on SIGTERM.
 
+#![allow(clippy::unwrap_used)] // test helpers panic on purpose
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

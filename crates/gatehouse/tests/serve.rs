@@ -1,6 +1,8 @@
 //! `gatehouse serve` end to end: hot reload under load, rejected reloads, draining on SIGTERM,
 //! the admin token, and the access log file.
 
+#![allow(clippy::unwrap_used)] // test helpers panic on purpose
+
 mod support;
 
 use std::sync::Arc;

@@ -74,12 +74,12 @@ pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, tls: bool, 
         IpAddr::V6(v6) => format!("\"[{v6}]\""),
     };
     let mut element = format!("for={node};proto={proto}");
-    if let Some(host) = host.and_then(|h| h.to_str().ok()) {
-        if host.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') {
-            element.push_str(";host=\"");
-            element.push_str(host);
-            element.push('"');
-        }
+    if let Some(host) = host.and_then(|h| h.to_str().ok())
+        && host.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    {
+        element.push_str(";host=\"");
+        element.push_str(host);
+        element.push('"');
     }
     let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
         Some(previous) if !previous.trim().is_empty() => format!("{previous}, {element}"),

@@ -86,12 +86,12 @@ impl Drop for Recorder {
     fn drop(&mut self) {
         // Reached only when a future holding the recorder was dropped mid-way (the connection
         // closed while we waited on the upstream, say): the client never got its answer.
-        if let Some(exchange) = self.exchange.as_mut() {
-            if exchange.error.is_none() {
-                exchange.error = Some(ErrorClass::ClientClosed);
-                exchange.error_message = Some("client closed the connection".into());
-                exchange.status = crate::service::STATUS_CLIENT_CLOSED;
-            }
+        if let Some(exchange) = self.exchange.as_mut()
+            && exchange.error.is_none()
+        {
+            exchange.error = Some(ErrorClass::ClientClosed);
+            exchange.error_message = Some("client closed the connection".into());
+            exchange.status = crate::service::STATUS_CLIENT_CLOSED;
         }
         self.publish_now();
     }

@@ -49,7 +49,7 @@ impl Gatehouse {
                 }
             }
         });
-        let mut gatehouse = Self { child, addr: "0.0.0.0:0".parse().unwrap(), admin: None, dir, config: path, logs: rx };
+        let mut gatehouse = Self { child, addr: SocketAddr::from(([0, 0, 0, 0], 0)), admin: None, dir, config: path, logs: rx };
         let wants_admin = config.contains("admin:");
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut seen = Vec::new();

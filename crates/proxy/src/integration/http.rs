@@ -102,16 +102,16 @@ pub(crate) async fn forward(
         parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
     {
-        let context = |var| scope.context_value(var, &parts.method, parts.uri.path());
-        let mut headers = parts.headers.clone();
-        remove_hop_by_hop(&mut headers);
+        let (method, path) = (&parts.method, parts.uri.path());
+        let context = |var| scope.context_value(var, method, path);
+        let headers = &mut parts.headers;
+        remove_hop_by_hop(headers);
         headers.remove(header::HOST);
-        add_forwarded(&mut headers, scope.conn.client.ip(), scope.conn.tls, original_host.as_ref());
+        add_forwarded(headers, scope.conn.client.ip(), scope.conn.tls, original_host.as_ref());
         if let Ok(value) = HeaderValue::from_str(scope.request_id.as_str()) {
             headers.insert(X_REQUEST_ID, value);
         }
-        apply(&integration.request_headers, &mut headers, params, &context);
-        parts.headers = headers;
+        apply(&integration.request_headers, headers, params, &context);
     }
     let method = parts.method.clone();
     let original_uri = std::mem::replace(&mut parts.uri, uri);
