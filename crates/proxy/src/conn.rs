@@ -8,6 +8,7 @@
 //! - header read timeout: bytes of a new request head arrived but the head is not complete;
 //! - idle timeout: no request in flight and no bytes either way.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -20,12 +21,13 @@ use gatehouse_config::{Limits, ListenerSettings};
 use gatehouse_telemetry::{
     Decisions, ErrorClass, Exchange, ExchangeKind, IntegrationOutcome, Timing, new_request_id,
 };
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -239,21 +241,38 @@ pub(crate) struct Connections {
     pub(crate) shutdown: CancellationToken,
 }
 
-fn builder(limits: &Limits, http2: bool) -> auto::Builder<TokioExecutor> {
+/// Heads up to twice the limit are parsed so the service can answer 431 as JSON; larger ones are
+/// refused by the parser itself (and still recorded, see `record_parse_error`).
+fn head_buffer_bytes(limits: &Limits) -> usize {
+    (limits.max_header_bytes * 2).max(16 * 1024)
+}
+
+/// The builder for listeners that serve HTTP/2 as well as HTTP/1.1.
+fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .keep_alive(true)
         .header_read_timeout(None)
-        // Heads up to twice the limit are parsed so the service can answer 431 as JSON; larger
-        // ones are refused by the parser itself (and still recorded, see `record_parse_error`).
-        .max_buf_size((limits.max_header_bytes * 2).max(16 * 1024))
+        .max_buf_size(head_buffer_bytes(limits))
         .max_headers(256);
     builder
         .http2()
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .max_concurrent_streams(256);
-    if http2 { builder } else { builder.http1_only() }
+    builder
+}
+
+/// The builder for HTTP/1.1-only listeners. hyper-util's auto builder cannot be used for them:
+/// `serve_connection_with_upgrades` ignores `http1_only` and would still serve an HTTP/2 preface.
+fn http1_builder(limits: &Limits) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .keep_alive(true)
+        .header_read_timeout(None)
+        .max_buf_size(head_buffer_bytes(limits))
+        .max_headers(256);
+    builder
 }
 
 /// Accepts connections until shutdown. Each connection runs on its own task in the tracker.
@@ -286,12 +305,13 @@ pub(crate) async fn accept_loop(listener: Listener, gateway: Arc<Gateway>) {
             client: peer,
             tls: listener.tls.is_some(),
             activity: Arc::new(ConnActivity::new()),
+            permit: std::sync::Mutex::new(Some(permit)),
         };
         let tls = listener.tls.clone();
         let http2 = listener.settings.http2;
         let gateway = Arc::clone(&gateway);
         connections.tracker.spawn(async move {
-            serve(stream, tls, http2, info, gateway, permit).await;
+            serve(stream, tls, http2, info, gateway).await;
         });
     }
 }
@@ -302,7 +322,6 @@ async fn serve(
     http2: bool,
     info: ConnInfo,
     gateway: Arc<Gateway>,
-    _permit: OwnedSemaphorePermit,
 ) {
     let limits = gateway.limits();
     let activity = Arc::clone(&info.activity);
@@ -332,17 +351,41 @@ async fn serve_http<T>(io: Tracked<T>, http2: bool, info: ConnInfo, gateway: Arc
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Arc::clone(&info.activity);
     let info = Arc::new(info);
     let service_info = Arc::clone(&info);
     let service_gateway = Arc::clone(&gateway);
     let service = service_fn(move |request| {
         handle(Arc::clone(&service_gateway), Arc::clone(&service_info), request)
     });
-    let builder = builder(limits, http2);
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let io = TokioIo::new(io);
+    let result = if http2 {
+        let builder = builder(limits);
+        let connection = builder.serve_connection_with_upgrades(io, service);
+        drive(connection, |c| c.graceful_shutdown(), &info, &gateway, limits).await
+    } else {
+        let connection = http1_builder(limits).serve_connection(io, service).with_upgrades();
+        drive(connection, |c| c.graceful_shutdown(), &info, &gateway, limits).await
+    };
+    if let Some(Err(error)) = result {
+        record_parse_error(&gateway, &info, error.as_ref());
+    }
+}
+
+/// Runs a connection until it ends, the watchdog fires or the gateway shuts down. `None` when it
+/// was dropped because the request head did not complete in time.
+async fn drive<C, E>(
+    connection: C,
+    graceful_shutdown: fn(Pin<&mut C>),
+    info: &ConnInfo,
+    gateway: &Gateway,
+    limits: &Limits,
+) -> Option<Result<(), Box<dyn std::error::Error + Send + Sync>>>
+where
+    C: Future<Output = Result<(), E>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     tokio::pin!(connection);
-    let watchdog = watchdog(&activity, limits.header_read_timeout, limits.idle_timeout);
+    let watchdog = watchdog(&info.activity, limits.header_read_timeout, limits.idle_timeout);
     tokio::pin!(watchdog);
     let shutdown = gateway.connections.shutdown.clone();
     let result = tokio::select! {
@@ -350,21 +393,19 @@ where
         fired = &mut watchdog => match fired {
             Fired::HeaderTimeout => {
                 tracing::debug!(client = %info.client, "request head not complete in time; closing");
-                return;
+                return None;
             }
             Fired::Idle => {
-                connection.as_mut().graceful_shutdown();
+                graceful_shutdown(connection.as_mut());
                 connection.await
             }
         },
         () = shutdown.cancelled() => {
-            connection.as_mut().graceful_shutdown();
+            graceful_shutdown(connection.as_mut());
             connection.await
         }
     };
-    if let Err(error) = result {
-        record_parse_error(&gateway, &info, error.as_ref());
-    }
+    Some(result.map_err(Into::into))
 }
 
 /// Requests the HTTP/1 parser refused never reach the service; they still get a record (the

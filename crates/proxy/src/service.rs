@@ -38,6 +38,15 @@ pub(crate) struct ConnInfo {
     pub(crate) client: SocketAddr,
     pub(crate) tls: bool,
     pub(crate) activity: Arc<ConnActivity>,
+    /// This connection's slot under `max_connections`. A WebSocket upgrade takes it into the
+    /// relay, so an open WebSocket keeps counting after hyper hands the socket over.
+    pub(crate) permit: std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+}
+
+impl ConnInfo {
+    pub(crate) fn take_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.permit.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
 }
 
 /// What the integrations need to know about the request beyond its head.

@@ -29,17 +29,27 @@ type Connector = HttpsConnector<HttpConnector>;
 pub(crate) struct Upstream {
     http1: Client<Connector, RequestBody>,
     http2: Client<Connector, RequestBody>,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl Upstream {
     pub(crate) fn new() -> Result<Self, rustls::Error> {
         let tls = tls_client_config()?;
-        Ok(Self { http1: client(Arc::clone(&tls), false), http2: client(tls, true) })
+        Ok(Self {
+            http1: client(Arc::clone(&tls), false),
+            http2: client(Arc::clone(&tls), true),
+            tls,
+        })
+    }
+
+    /// The TLS client settings shared by every upstream connection (also `wss://`).
+    pub(crate) fn tls_config(&self) -> Arc<rustls::ClientConfig> {
+        Arc::clone(&self.tls)
     }
 }
 
 /// The TLS settings for connections to upstreams: the Mozilla root store, no client certificate.
-pub(crate) fn tls_client_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+fn tls_client_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
     let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()?

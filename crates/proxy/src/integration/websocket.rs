@@ -111,7 +111,9 @@ pub(crate) async fn upgrade(
     }
     let limits = Limits::from(integration);
     let shutdown = scope.gateway.connections.shutdown.clone();
+    let permit = scope.conn.take_permit();
     scope.gateway.connections.tracker.spawn(async move {
+        let _permit = permit;
         match client_upgrade.await {
             Ok(client) => {
                 relay::relay(client.into_inner(), upstream_io, limits, shutdown, recorder).await

@@ -86,8 +86,7 @@ pub(super) async fn connect(
     let io: Box<dyn Io> = if secure {
         let server_name = rustls_pki_types::ServerName::try_from(bare_host.to_owned())
             .map_err(|e| ConnectFailure::connect(format!("invalid TLS server name {host}: {e}")))?;
-        let tls = crate::integration::http::tls_client_config()
-            .map_err(|e| ConnectFailure::connect(format!("TLS setup failed: {e}")))?;
+        let tls = scope.gateway.upstream.tls_config();
         let stream = tokio_rustls::TlsConnector::from(tls)
             .connect(server_name, tcp)
             .await
