@@ -18,6 +18,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::record::Recorder;
+use crate::service::STATUS_CLIENT_CLOSED;
 
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -28,6 +29,7 @@ pub(crate) struct UploadCounter {
     bytes: AtomicU64,
     limit_exceeded: AtomicBool,
     client_failed: AtomicBool,
+    client_gone: AtomicBool,
 }
 
 impl UploadCounter {
@@ -40,6 +42,30 @@ impl UploadCounter {
     pub(crate) fn client_failed(&self) -> bool {
         self.client_failed.load(Ordering::Relaxed)
     }
+    /// The client's body failed because its connection ended, not because it was malformed.
+    pub(crate) fn client_gone(&self) -> bool {
+        self.client_gone.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether a request body error means the client's connection ended (EOF mid-body, reset),
+/// as opposed to a body the client sent but that could not be decoded (a bad chunk size).
+fn is_disconnect(error: &hyper::Error) -> bool {
+    use std::io::ErrorKind;
+    let mut source = StdError::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                ErrorKind::UnexpectedEof
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::BrokenPipe
+            );
+        }
+        source = cause.source();
+    }
+    error.is_incomplete_message() || error.is_closed() || error.is_canceled()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +119,9 @@ impl Body for RequestBody {
             }
             Some(Err(error)) => {
                 this.counter.client_failed.store(true, Ordering::Relaxed);
+                if is_disconnect(&error) {
+                    this.counter.client_gone.store(true, Ordering::Relaxed);
+                }
                 this.inner = None;
                 Poll::Ready(Some(Err(Box::new(error))))
             }
@@ -142,10 +171,12 @@ impl ResponseBody {
         Self { inner: Inner::Upstream(body), recorder: Some(recorder), bytes_out: 0 }
     }
 
-    /// Overrides the recorded status (used when the client, not the answer, ended the exchange).
-    pub(crate) fn mark_status(&mut self, status: u16) {
+    /// Records that the client, not the answer, ended the exchange: status 499, class
+    /// `client_closed`, whatever error the answer carried.
+    pub(crate) fn mark_client_closed(&mut self, message: &str) {
         if let Some(recorder) = self.recorder.as_mut() {
-            recorder.exchange().status = status;
+            recorder.exchange().status = STATUS_CLIENT_CLOSED;
+            recorder.set_error(ErrorClass::ClientClosed, message);
         }
     }
 

@@ -27,7 +27,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -46,6 +46,9 @@ pub(crate) struct ConnActivity {
     in_flight: AtomicU32,
     /// HTTP/2 connections carry control frames between requests; the head timer does not apply.
     multiplexed: AtomicBool,
+    /// Wakes the watchdog when a head starts, so it trades the idle deadline it may be sleeping
+    /// towards for the (usually much shorter) head deadline.
+    head_began: Notify,
 }
 
 impl ConnActivity {
@@ -56,6 +59,7 @@ impl ConnActivity {
             head_started_ms: AtomicU64::new(NONE),
             in_flight: AtomicU32::new(0),
             multiplexed: AtomicBool::new(false),
+            head_began: Notify::new(),
         }
     }
 
@@ -71,6 +75,7 @@ impl ConnActivity {
             && !self.multiplexed.load(Ordering::Relaxed)
         {
             self.head_started_ms.store(now, Ordering::Relaxed);
+            self.head_began.notify_one();
         }
     }
 
@@ -121,7 +126,10 @@ async fn watchdog(activity: &ConnActivity, header_timeout: Duration, idle_timeou
                 deadline - now
             }
         };
-        tokio::time::sleep(Duration::from_millis(wait_ms.max(1))).await;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(wait_ms.max(1))) => {}
+            () = activity.head_began.notified() => {}
+        }
     }
 }
 
@@ -258,7 +266,9 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .max_headers(256);
     builder
         .http2()
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        // The same headroom as HTTP/1: heads over the limit reach the service, which answers
+        // 431 as JSON and records it; at the bare limit, h2 would refuse them unrecorded.
+        .max_header_list_size(u32::try_from(head_buffer_bytes(limits)).unwrap_or(u32::MAX))
         .max_concurrent_streams(256);
     builder
 }

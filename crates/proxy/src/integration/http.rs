@@ -21,7 +21,7 @@ use crate::body::{RequestBody, ResponseBody};
 use crate::error::GatewayError;
 use crate::headers::{X_REQUEST_ID, add_forwarded, remove_hop_by_hop};
 use crate::record::Recorder;
-use crate::service::{RequestScope, STATUS_CLIENT_CLOSED, reply_error};
+use crate::service::{RequestScope, reply_error};
 
 type Connector = HttpsConnector<HttpConnector>;
 
@@ -141,9 +141,11 @@ pub(crate) async fn forward(
             recorder.exchange().integration.error = Some(describe(&error));
             let failure = if upload.limit_exceeded() {
                 GatewayError::PayloadTooLarge
-            } else if upload.client_failed() {
+            } else if upload.client_gone() {
                 let response = reply_error(recorder, GatewayError::MalformedRequest, scope.request_id, None);
                 return client_gone(response);
+            } else if upload.client_failed() {
+                GatewayError::MalformedRequest
             } else if error.is_connect() {
                 GatewayError::UpstreamConnect
             } else {
@@ -175,7 +177,7 @@ pub(crate) async fn forward(
 
 /// The record of a request whose client vanished mid-upload says so; the response is moot.
 fn client_gone(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
-    response.body_mut().mark_status(STATUS_CLIENT_CLOSED);
+    response.body_mut().mark_client_closed("client closed the connection during the upload");
     response
 }
 
