@@ -239,6 +239,9 @@ fn admit(
             return Err(GatewayError::MalformedRequest);
         }
     }
+    if has_dot_segment(parts.uri.path()) {
+        return Err(GatewayError::MalformedRequest);
+    }
     let head_size: usize = parts.method.as_str().len()
         + parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len())
         + parts.uri.authority().map_or(0, |a| a.as_str().len())
@@ -260,6 +263,33 @@ fn admit(
         return Err(GatewayError::PayloadTooLarge);
     }
     Ok(())
+}
+
+/// Whether the path has a `.` or `..` segment, also when spelled with percent-encoded dots or
+/// slashes (`%2e`, `%2f`, `%5c`). Such a path could match a route's greedy `{proxy+}` and then
+/// escape its prefix at an upstream that normalises paths, so it is refused rather than forwarded.
+fn has_dot_segment(path: &str) -> bool {
+    if !path.contains(['.', '%']) {
+        return false;
+    }
+    let mut decoded = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(at) = rest.find('%') {
+        decoded.push_str(&rest[..at]);
+        let code = rest.get(at + 1..at + 3).unwrap_or("");
+        match code.to_ascii_lowercase().as_str() {
+            "2e" => decoded.push('.'),
+            "2f" | "5c" => decoded.push('/'),
+            _ => {
+                decoded.push('%');
+                rest = &rest[at + 1..];
+                continue;
+            }
+        }
+        rest = &rest[at + 3..];
+    }
+    decoded.push_str(rest);
+    decoded.split(['/', '\\']).any(|segment| segment == "." || segment == "..")
 }
 
 /// Answers with the gateway's JSON error and records it.
@@ -309,4 +339,30 @@ fn reply_from_phase(
         parts.headers.insert(X_REQUEST_ID, value);
     }
     Response::from_parts(parts, ResponseBody::full(body, Some(recorder)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_dot_segment;
+
+    #[test]
+    fn dot_segments_are_found_in_every_spelling() {
+        let cases = [
+            ("/pets/1", false),
+            ("/files/report.v2.pdf", false),
+            ("/a/..b/c.", false),
+            ("/100%25", false),
+            ("/echo/../admin", true),
+            ("/echo/./x", true),
+            ("/echo/..", true),
+            ("/echo/%2e%2e/admin", true),
+            ("/echo/%2E./admin", true),
+            ("/echo/..%2fadmin", true),
+            ("/echo/..%5cadmin", true),
+            ("/echo/%2e", true),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(has_dot_segment(path), expected, "{path}");
+        }
+    }
 }
