@@ -43,12 +43,18 @@ struct AppState {
 
 /// Builds the admin router; `token` is compared in constant time on every protected request.
 pub fn router(control: Arc<dyn Control>, token: &str) -> Router {
-    let state = AppState { control, token: Arc::from(token) };
+    let state = AppState {
+        control,
+        token: Arc::from(token),
+    };
     let protected = Router::new()
         .route("/admin/status", get(status))
         .route("/admin/reload", post(reload))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new().route("/healthz", get(|| async { "ok\n" })).merge(protected).with_state(state)
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(protected)
+        .with_state(state)
 }
 
 /// Binds the admin listener.
@@ -57,8 +63,14 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Serves the admin API until `shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
 }
 
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -69,14 +81,18 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        Some(token) if constant_time_eq(token.as_bytes(), state.token.as_bytes()) => next.run(request).await,
+        Some(token) if constant_time_eq(token.as_bytes(), state.token.as_bytes()) => {
+            next.run(request).await
+        }
         _ => {
             let mut response = (
                 StatusCode::UNAUTHORIZED,
                 axum::Json(json!({ "message": "missing or invalid admin token" })),
             )
                 .into_response();
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             response
         }
     }
@@ -120,7 +136,11 @@ mod tests {
             self.reloads.fetch_add(1, Ordering::SeqCst);
             let fail = self.fail;
             Box::pin(async move {
-                if fail { Err(vec!["gateway.yaml:3:5: apis[0].name: bad".into()]) } else { Ok(json!({"apis": 1})) }
+                if fail {
+                    Err(vec!["gateway.yaml:3:5: apis[0].name: bad".into()])
+                } else {
+                    Ok(json!({"apis": 1}))
+                }
             })
         }
         fn status(&self) -> Value {
@@ -129,7 +149,10 @@ mod tests {
     }
 
     async fn start(fail: bool) -> (String, Arc<Fake>, CancellationToken) {
-        let fake = Arc::new(Fake { reloads: AtomicUsize::new(0), fail });
+        let fake = Arc::new(Fake {
+            reloads: AtomicUsize::new(0),
+            fail,
+        });
         let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
@@ -142,8 +165,20 @@ mod tests {
     async fn token_is_required_except_for_health() {
         let (base, fake, shutdown) = start(false).await;
         let client = reqwest::Client::new();
-        assert_eq!(client.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
-        for auth in [None, Some("Bearer wrong"), Some("Basic s3cret-token-0123456789")] {
+        assert_eq!(
+            client
+                .get(format!("{base}/healthz"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        for auth in [
+            None,
+            Some("Bearer wrong"),
+            Some("Basic s3cret-token-0123456789"),
+        ] {
             let mut request = client.post(format!("{base}/admin/reload"));
             if let Some(auth) = auth {
                 request = request.header("authorization", auth);

@@ -17,14 +17,20 @@ async fn call(method: Method, base: &str, path: &str, token: &str) -> anyhow::Re
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .body(Full::new(Bytes::new()))
         .with_context(|| format!("invalid admin URL '{base}'"))?;
-    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let response = client
-        .request(request)
-        .await
-        .with_context(|| format!("cannot reach the admin API at {base} (is the gateway running? see --admin)"))?;
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let response = client.request(request).await.with_context(|| {
+        format!("cannot reach the admin API at {base} (is the gateway running? see --admin)")
+    })?;
     let status = response.status().as_u16();
-    let body = response.into_body().collect().await.context("reading the admin API's answer")?.to_bytes();
-    let value = serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .context("reading the admin API's answer")?
+        .to_bytes();
+    let value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
     if status == 401 {
         bail!("the admin API refused the token (set --token or GATEHOUSE_ADMIN_TOKEN)");
     }
@@ -35,7 +41,10 @@ pub(crate) async fn reload(base: &str, token: &str) -> anyhow::Result<()> {
     let (status, body) = call(Method::POST, base, "/admin/reload", token).await?;
     if status == 200 {
         let config = &body["config"];
-        println!("reloaded: {} apis, {} stages, {} routes", config["apis"], config["stages"], config["routes"]);
+        println!(
+            "reloaded: {} apis, {} stages, {} routes",
+            config["apis"], config["stages"], config["routes"]
+        );
         return Ok(());
     }
     if let Some(errors) = body["errors"].as_array() {

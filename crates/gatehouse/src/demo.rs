@@ -26,7 +26,9 @@ use crate::serve::{self, Source};
 const GRACE: Duration = Duration::from_secs(5);
 
 pub(crate) async fn run(port: u16, admin_port: u16) -> anyhow::Result<()> {
-    let backend = start_backend().await.context("starting the sample backend")?;
+    let backend = start_backend()
+        .await
+        .context("starting the sample backend")?;
     let token = random_token()?;
     let env = HashMap::from([
         ("GATEHOUSE_PORT".to_owned(), port.to_string()),
@@ -35,7 +37,11 @@ pub(crate) async fn run(port: u16, admin_port: u16) -> anyhow::Result<()> {
         ("DEMO_BACKEND_URL".to_owned(), format!("http://{backend}")),
         ("DEMO_WS_URL".to_owned(), format!("ws://{backend}")),
     ]);
-    let source = Source::Embedded { name: "demo.yaml", text: include_str!("demo.yaml").to_owned(), env };
+    let source = Source::Embedded {
+        name: "demo.yaml",
+        text: include_str!("demo.yaml").to_owned(),
+        env,
+    };
     let running = serve::start(source).await.map_err(|error| {
         error.context(format!(
             "the demo could not start (is port {port} or {admin_port} in use? try --port and --admin-port)"
@@ -46,7 +52,10 @@ pub(crate) async fn run(port: u16, admin_port: u16) -> anyhow::Result<()> {
         .first()
         .map(|(_, addr, _)| format!("http://{addr}"))
         .unwrap_or_default();
-    let admin = running.admin.map(|a| format!("http://{a}")).unwrap_or_default();
+    let admin = running
+        .admin
+        .map(|a| format!("http://{a}"))
+        .unwrap_or_default();
     eprintln!(
         "\nGatehouse demo is running (sample backend on {backend}).\n\n\
          Try:\n  \
@@ -80,7 +89,9 @@ async fn start_backend() -> std::io::Result<SocketAddr> {
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 let _ = builder
@@ -95,9 +106,10 @@ async fn start_backend() -> std::io::Result<SocketAddr> {
 fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -118,15 +130,27 @@ async fn backend(mut request: Request<Incoming>) -> Result<Response<Full<Bytes>>
     let response = match (&method, path.as_str()) {
         (&Method::GET, "/pets") => json_response(StatusCode::OK, pets()),
         (&Method::POST, "/pets") => {
-            let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let body = request
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             let pet: serde_json::Value = serde_json::from_slice(&body).unwrap_or(json!({}));
             json_response(StatusCode::CREATED, json!({"id": 4, "created": pet}))
         }
         (&Method::GET, p) if p.starts_with("/pets/") => {
             let id = p.trim_start_matches("/pets/");
-            match pets().as_array().and_then(|all| all.iter().find(|pet| pet["id"].as_u64().is_some_and(|n| n.to_string() == id)).cloned()) {
+            match pets().as_array().and_then(|all| {
+                all.iter()
+                    .find(|pet| pet["id"].as_u64().is_some_and(|n| n.to_string() == id))
+                    .cloned()
+            }) {
                 Some(pet) => json_response(StatusCode::OK, pet),
-                None => json_response(StatusCode::NOT_FOUND, json!({"message": format!("no pet {id}")})),
+                None => json_response(
+                    StatusCode::NOT_FOUND,
+                    json!({"message": format!("no pet {id}")}),
+                ),
             }
         }
         (&Method::GET, "/slow") => {
@@ -147,20 +171,31 @@ async fn backend(mut request: Request<Incoming>) -> Result<Response<Full<Bytes>>
                 .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or("<binary>"))))
                 .collect();
             let query = request.uri().query().map(str::to_owned);
-            let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let body = request
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             json_response(
                 StatusCode::OK,
                 json!({"method": method.as_str(), "path": p, "query": query, "headers": headers, "bodyBytes": body.len()}),
             )
         }
-        _ => json_response(StatusCode::NOT_FOUND, json!({"message": "the sample backend has no such path"})),
+        _ => json_response(
+            StatusCode::NOT_FOUND,
+            json!({"message": "the sample backend has no such path"}),
+        ),
     };
     Ok(response)
 }
 
 fn websocket_echo(request: &mut Request<Incoming>) -> Response<Full<Bytes>> {
     let Ok((response, upgrade)) = fastwebsockets::upgrade::upgrade(request) else {
-        return json_response(StatusCode::BAD_REQUEST, json!({"message": "bad WebSocket handshake"}));
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            json!({"message": "bad WebSocket handshake"}),
+        );
     };
     tokio::spawn(async move {
         let Ok(ws) = upgrade.await else { return };

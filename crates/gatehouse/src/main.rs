@@ -86,7 +86,11 @@ enum Command {
 #[derive(clap::Args, Debug)]
 struct AdminArgs {
     /// Base URL of the admin API.
-    #[arg(long = "admin", env = "GATEHOUSE_ADMIN_URL", default_value = "http://127.0.0.1:9901")]
+    #[arg(
+        long = "admin",
+        env = "GATEHOUSE_ADMIN_URL",
+        default_value = "http://127.0.0.1:9901"
+    )]
     url: String,
     /// The admin token.
     #[arg(long, env = "GATEHOUSE_ADMIN_TOKEN", hide_env_values = true)]
@@ -96,15 +100,21 @@ struct AdminArgs {
 /// Parses `250ms`, `30s`, `2m`, `1h`, or a bare number of seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().map_err(|_| format!("'{text}' is not a duration like 30s or 500ms"))?;
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration like 30s or 500ms"))?;
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "" | "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
         "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("'{text}': unknown unit '{unit}' (use ms, s, m or h)")),
+        _ => Err(format!(
+            "'{text}': unknown unit '{unit}' (use ms, s, m or h)"
+        )),
     }
 }
 
@@ -127,7 +137,10 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { config, shutdown_grace } => serve::run(serve::Source::File(config), shutdown_grace).await,
+            Command::Serve {
+                config,
+                shutdown_grace,
+            } => serve::run(serve::Source::File(config), shutdown_grace).await,
             Command::Demo { port, admin_port } => demo::run(port, admin_port).await,
             Command::Reload { admin } => admin_client::reload(&admin.url, &admin.token).await,
             Command::Status { admin } => admin_client::status(&admin.url, &admin.token).await,
@@ -153,7 +166,11 @@ fn validate(file: &std::path::Path) -> ExitCode {
         Err(errors) => {
             eprintln!("{errors}");
             let n = errors.errors().len();
-            eprintln!("{}: {n} error{}", file.display(), if n == 1 { "" } else { "s" });
+            eprintln!(
+                "{}: {n} error{}",
+                file.display(),
+                if n == 1 { "" } else { "s" }
+            );
             ExitCode::from(2)
         }
     }

@@ -17,7 +17,11 @@ use tokio_util::sync::CancellationToken;
 /// Where the config comes from: a file (re-read on every reload) or text built in (the demo).
 pub(crate) enum Source {
     File(PathBuf),
-    Embedded { name: &'static str, text: String, env: HashMap<String, String> },
+    Embedded {
+        name: &'static str,
+        text: String,
+        env: HashMap<String, String>,
+    },
 }
 
 impl Source {
@@ -56,14 +60,23 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
     let mut bus = BusBuilder::new(settings.telemetry.bus_capacity);
     let access_log = match &settings.access_log {
         AccessLogSettings::Off => None,
-        AccessLogSettings::Stdout => Some(AccessLogWriter::spawn(bus.subscribe("access_log"), &AccessLogDestination::Stdout)?),
+        AccessLogSettings::Stdout => Some(AccessLogWriter::spawn(
+            bus.subscribe("access_log"),
+            &AccessLogDestination::Stdout,
+        )?),
         AccessLogSettings::File(path) => Some(
-            AccessLogWriter::spawn(bus.subscribe("access_log"), &AccessLogDestination::File(path.clone()))
-                .with_context(|| format!("cannot open the access log {}", path.display()))?,
+            AccessLogWriter::spawn(
+                bus.subscribe("access_log"),
+                &AccessLogDestination::File(path.clone()),
+            )
+            .with_context(|| format!("cannot open the access log {}", path.display()))?,
         ),
     };
     let gateway = Gateway::new(
-        Runtime { table: Arc::clone(&loaded.table), limits: settings.limits.clone() },
+        Runtime {
+            table: Arc::clone(&loaded.table),
+            limits: settings.limits.clone(),
+        },
         Arc::new(bus.build()),
         Vec::new(),
     )?;
@@ -91,14 +104,28 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
                 .await
                 .with_context(|| format!("admin API: cannot bind {}", admin.bind))?;
             let addr = listener.local_addr()?;
-            let router = gatehouse_admin::router(Arc::clone(&control) as Arc<dyn gatehouse_admin::Control>, admin.token.expose());
-            tokio::spawn(gatehouse_admin::serve(listener, router, admin_shutdown.clone()));
+            let router = gatehouse_admin::router(
+                Arc::clone(&control) as Arc<dyn gatehouse_admin::Control>,
+                admin.token.expose(),
+            );
+            tokio::spawn(gatehouse_admin::serve(
+                listener,
+                router,
+                admin_shutdown.clone(),
+            ));
             tracing::info!(%addr, "admin API listening");
             Some(addr)
         }
         None => None,
     };
-    Ok(Running { gateway, control, listeners, admin, admin_shutdown, access_log })
+    Ok(Running {
+        gateway,
+        control,
+        listeners,
+        admin,
+        admin_shutdown,
+        access_log,
+    })
 }
 
 impl Running {
@@ -122,7 +149,10 @@ impl Running {
 
     /// Stops accepting, drains in-flight requests for at most `grace`, and flushes the access log.
     pub(crate) async fn stop(self, grace: Duration) {
-        tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down; draining in-flight requests");
+        tracing::info!(
+            grace_ms = grace.as_millis() as u64,
+            "shutting down; draining in-flight requests"
+        );
         self.admin_shutdown.cancel();
         let drained = self.gateway.shutdown(grace).await;
         if drained {
@@ -132,7 +162,10 @@ impl Running {
         }
         let dropped = self.gateway.bus().dropped();
         if dropped > 0 {
-            tracing::warn!(dropped, "telemetry records were dropped because a consumer fell behind");
+            tracing::warn!(
+                dropped,
+                "telemetry records were dropped because a consumer fell behind"
+            );
         }
         drop(self.control);
         drop(self.gateway);
@@ -171,7 +204,10 @@ impl Reloader {
             let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
             warn_about_restart_only_changes(&current.settings, &loaded.settings);
         }
-        self.gateway.swap(Runtime { table: Arc::clone(&loaded.table), limits: loaded.settings.limits.clone() });
+        self.gateway.swap(Runtime {
+            table: Arc::clone(&loaded.table),
+            limits: loaded.settings.limits.clone(),
+        });
         let summary = summary_json(&loaded);
         tracing::info!(
             apis = loaded.summary.apis,
@@ -193,7 +229,9 @@ fn warn_about_restart_only_changes(old: &Settings, new: &Settings) {
         || old.telemetry != new.telemetry
         || old.limits.max_connections != new.limits.max_connections
     {
-        tracing::warn!("admin, access_log, telemetry and max_connections changes take effect only after a restart");
+        tracing::warn!(
+            "admin, access_log, telemetry and max_connections changes take effect only after a restart"
+        );
     }
 }
 
@@ -215,7 +253,10 @@ fn summary_json(loaded: &Loaded) -> Value {
 }
 
 impl gatehouse_admin::Control for Reloader {
-    fn reload(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, Vec<String>>> + Send + '_>> {
+    fn reload(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, Vec<String>>> + Send + '_>>
+    {
         Box::pin(self.reload_now())
     }
 

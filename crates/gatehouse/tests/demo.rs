@@ -10,7 +10,15 @@ use std::time::{Duration, Instant};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_serves_the_sample_api() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args(["--log-format", "json", "demo", "--port", "0", "--admin-port", "0"])
+        .args([
+            "--log-format",
+            "json",
+            "demo",
+            "--port",
+            "0",
+            "--admin-port",
+            "0",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -27,7 +35,9 @@ async fn demo_serves_the_sample_api() {
     let mut addr = None;
     let mut banner = String::new();
     while addr.is_none() || !banner.contains("Ctrl-C") {
-        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("demo output");
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("demo output");
         if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
             if value["message"] == "listening" {
                 addr = value["addr"].as_str().map(str::to_owned);
@@ -41,25 +51,49 @@ async fn demo_serves_the_sample_api() {
     assert!(banner.contains("/prod/petstore/pets"), "{banner}");
 
     let client = reqwest::Client::new();
-    let pets: serde_json::Value = client.get(format!("{base}/prod/petstore/pets")).send().await.unwrap().json().await.unwrap();
+    let pets: serde_json::Value = client
+        .get(format!("{base}/prod/petstore/pets"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(pets[0]["name"], "Rex");
-    let hello = client.get(format!("{base}/dev/petstore/hello/world")).send().await.unwrap();
+    let hello = client
+        .get(format!("{base}/dev/petstore/hello/world"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(hello.status(), 200);
     let hello: serde_json::Value = hello.json().await.unwrap();
     assert_eq!(hello["hello"], "world");
-    let missing = client.get(format!("{base}/prod/petstore/nope")).send().await.unwrap();
+    let missing = client
+        .get(format!("{base}/prod/petstore/nope"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
     assert!(missing.headers().contains_key("x-request-id"));
 
     let ws_url = format!("{}/prod/petstore/chat", base.replace("http://", "ws://"));
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
     use futures_util::{SinkExt, StreamExt};
-    ws.send(tokio_tungstenite::tungstenite::Message::text("ping me")).await.unwrap();
-    let echoed = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
+    ws.send(tokio_tungstenite::tungstenite::Message::text("ping me"))
+        .await
+        .unwrap();
+    let echoed = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(echoed.into_text().unwrap().as_str(), "ping me");
     ws.close(None).await.unwrap();
 
-    let status = Command::new("kill").args(["-s", "TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-s", "TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(15);
     let exit = loop {
@@ -72,9 +106,15 @@ async fn demo_serves_the_sample_api() {
     assert!(exit.success());
     let mut stdout = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
-    let access: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let access: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(access.len(), 4, "{stdout}");
-    let ws_line = access.iter().find(|l| l["kind"] == "websocket").expect("websocket record");
+    let ws_line = access
+        .iter()
+        .find(|l| l["kind"] == "websocket")
+        .expect("websocket record");
     assert_eq!(ws_line["status"], 101);
     assert_eq!(ws_line["websocket"]["messagesIn"], 1);
     assert_eq!(ws_line["websocket"]["messagesOut"], 1);

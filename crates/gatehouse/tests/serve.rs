@@ -29,11 +29,23 @@ fn config(version: u32, with_slow_route: bool) -> String {
 }
 
 async fn version(client: &reqwest::Client, gatehouse: &Gatehouse) -> String {
-    client.get(gatehouse.url("/version")).send().await.unwrap().text().await.unwrap()
+    client
+        .get(gatehouse.url("/version"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 async fn reload_via_admin(client: &reqwest::Client, gatehouse: &Gatehouse) -> reqwest::Response {
-    client.post(gatehouse.admin_url("/admin/reload")).bearer_auth(TOKEN).send().await.unwrap()
+    client
+        .post(gatehouse.admin_url("/admin/reload"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn eventually_version(client: &reqwest::Client, gatehouse: &Gatehouse, expected: &str) {
@@ -91,8 +103,16 @@ async fn twenty_reloads_under_steady_load_fail_no_request() {
     for task in load {
         task.await.unwrap();
     }
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed during reloads");
-    assert!(ok.load(Ordering::Relaxed) > 100, "too little load: {}", ok.load(Ordering::Relaxed));
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during reloads"
+    );
+    assert!(
+        ok.load(Ordering::Relaxed) > 100,
+        "too little load: {}",
+        ok.load(Ordering::Relaxed)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,16 +163,34 @@ async fn invalid_config_is_refused_and_the_old_one_keeps_serving() {
 async fn admin_api_requires_the_token() {
     let gatehouse = Gatehouse::start(&config(1, false), &[("UPSTREAM", "http://127.0.0.1:9")]);
     let client = reqwest::Client::new();
-    let denied = client.post(gatehouse.admin_url("/admin/reload")).send().await.unwrap();
+    let denied = client
+        .post(gatehouse.admin_url("/admin/reload"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(denied.status(), 401);
-    let wrong = client.get(gatehouse.admin_url("/admin/status")).bearer_auth("nope").send().await.unwrap();
+    let wrong = client
+        .get(gatehouse.admin_url("/admin/status"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
-    let status = client.get(gatehouse.admin_url("/admin/status")).bearer_auth(TOKEN).send().await.unwrap();
+    let status = client
+        .get(gatehouse.admin_url("/admin/status"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(status.status(), 200);
     let body: serde_json::Value = status.json().await.unwrap();
     assert_eq!(body["config"]["apis"], 1);
     // The admin listener is separate from the data plane.
-    let not_on_data_plane = client.get(gatehouse.url("/admin/status")).send().await.unwrap();
+    let not_on_data_plane = client
+        .get(gatehouse.url("/admin/status"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(not_on_data_plane.status(), 404);
 }
 
@@ -178,13 +216,32 @@ async fn sigterm_drains_in_flight_requests_and_flushes_the_access_log() {
     assert!(reqwest::get(gatehouse.url("/version")).await.is_err());
 
     let log = std::fs::read_to_string(gatehouse.dir().join("access.log")).unwrap();
-    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2, "{log}");
-    let slow_line = lines.iter().find(|l| l["path"] == "/slow/800").expect("slow request logged");
+    let slow_line = lines
+        .iter()
+        .find(|l| l["path"] == "/slow/800")
+        .expect("slow request logged");
     assert_eq!(slow_line["status"], 200);
     assert_eq!(slow_line["route"], "/slow/{ms}");
     assert!(slow_line["latencyMs"].as_f64().unwrap() >= 800.0);
-    for field in ["requestId", "time", "ip", "method", "path", "route", "api", "stage", "status", "bytesOut", "latencyMs", "integrationLatencyMs"] {
+    for field in [
+        "requestId",
+        "time",
+        "ip",
+        "method",
+        "path",
+        "route",
+        "api",
+        "stage",
+        "status",
+        "bytesOut",
+        "latencyMs",
+        "integrationLatencyMs",
+    ] {
         assert!(slow_line.get(field).is_some(), "missing {field}");
     }
 }

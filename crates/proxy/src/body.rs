@@ -85,7 +85,14 @@ impl RequestBody {
     pub(crate) fn new(inner: Incoming, limit: u64) -> (Self, Arc<UploadCounter>) {
         let counter = Arc::new(UploadCounter::default());
         let inner = (!inner.is_end_stream()).then_some(inner);
-        (Self { inner, counter: Arc::clone(&counter), limit }, counter)
+        (
+            Self {
+                inner,
+                counter: Arc::clone(&counter),
+                limit,
+            },
+            counter,
+        )
     }
 }
 
@@ -104,9 +111,11 @@ impl Body for RequestBody {
         match ready!(Pin::new(inner).poll_frame(cx)) {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
-                    let total =
-                        this.counter.bytes.fetch_add(data.len() as u64, Ordering::Relaxed)
-                            + data.len() as u64;
+                    let total = this
+                        .counter
+                        .bytes
+                        .fetch_add(data.len() as u64, Ordering::Relaxed)
+                        + data.len() as u64;
                     if total > this.limit {
                         this.counter.limit_exceeded.store(true, Ordering::Relaxed);
                         this.inner = None;
@@ -137,7 +146,9 @@ impl Body for RequestBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
 }
 
@@ -157,7 +168,11 @@ impl ResponseBody {
     /// A body the gateway made itself (errors, mock integrations).
     pub(crate) fn full(bytes: Bytes, recorder: Option<Recorder>) -> Self {
         let inner = Inner::Full((!bytes.is_empty()).then_some(bytes));
-        Self { inner, recorder, bytes_out: 0 }
+        Self {
+            inner,
+            recorder,
+            bytes_out: 0,
+        }
     }
 
     /// An empty body that records nothing (the 101 answer of a WebSocket upgrade, whose
@@ -168,7 +183,11 @@ impl ResponseBody {
 
     /// The upstream's body, streamed through.
     pub(crate) fn upstream(body: Incoming, recorder: Recorder) -> Self {
-        Self { inner: Inner::Upstream(body), recorder: Some(recorder), bytes_out: 0 }
+        Self {
+            inner: Inner::Upstream(body),
+            recorder: Some(recorder),
+            bytes_out: 0,
+        }
     }
 
     /// Records that the client, not the answer, ended the exchange: status 499, class
@@ -240,7 +259,9 @@ impl Body for ResponseBody {
 
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
-            Inner::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Inner::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
             Inner::Upstream(body) => body.size_hint(),
         }
     }

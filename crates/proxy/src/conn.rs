@@ -103,7 +103,11 @@ enum Fired {
     Idle,
 }
 
-async fn watchdog(activity: &ConnActivity, header_timeout: Duration, idle_timeout: Duration) -> Fired {
+async fn watchdog(
+    activity: &ConnActivity,
+    header_timeout: Duration,
+    idle_timeout: Duration,
+) -> Fired {
     let header_ms = header_timeout.as_millis() as u64;
     let idle_ms = idle_timeout.as_millis() as u64;
     loop {
@@ -119,7 +123,10 @@ async fn watchdog(activity: &ConnActivity, header_timeout: Duration, idle_timeou
                 }
                 deadline - now
             } else {
-                let deadline = activity.last_io_ms.load(Ordering::Relaxed).saturating_add(idle_ms);
+                let deadline = activity
+                    .last_io_ms
+                    .load(Ordering::Relaxed)
+                    .saturating_add(idle_ms);
                 if now >= deadline {
                     return Fired::Idle;
                 }
@@ -143,7 +150,11 @@ pin_project_lite::pin_project! {
 }
 
 impl<T: AsyncRead> AsyncRead for Tracked<T> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.project();
         let before = buf.filled().len();
         let result = this.io.poll_read(cx, buf);
@@ -155,7 +166,11 @@ impl<T: AsyncRead> AsyncRead for Tracked<T> {
 }
 
 impl<T: AsyncWrite> AsyncWrite for Tracked<T> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.project();
         let result = this.io.poll_write(cx, buf);
         if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
@@ -201,7 +216,11 @@ impl Listener {
     /// Binds the listener's address and loads its TLS material.
     pub async fn bind(settings: ListenerSettings) -> Result<Self, crate::ListenerError> {
         let tls = match &settings.tls {
-            Some(files) => Some(crate::tls::acceptor(&files.cert_file, &files.key_file, settings.http2)?),
+            Some(files) => Some(crate::tls::acceptor(
+                &files.cert_file,
+                &files.key_file,
+                settings.http2,
+            )?),
             None => None,
         };
         let tcp = bind_tcp(settings.bind).map_err(|source| crate::ListenerError::Bind {
@@ -337,44 +356,78 @@ async fn serve(
     let activity = Arc::clone(&info.activity);
     match tls {
         Some(acceptor) => {
-            let handshake = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
+            let handshake =
+                tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
             match handshake.await {
                 Ok(Ok(stream)) => {
                     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
                         activity.set_multiplexed();
                     }
-                    let io = Tracked { io: stream, activity };
+                    let io = Tracked {
+                        io: stream,
+                        activity,
+                    };
                     serve_http(io, http2, info, gateway, &limits).await;
                 }
-                Ok(Err(error)) => tracing::debug!(%error, client = %info.client, "tls handshake failed"),
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, client = %info.client, "tls handshake failed")
+                }
                 Err(_) => tracing::debug!(client = %info.client, "tls handshake timed out"),
             }
         }
         None => {
-            let io = Tracked { io: stream, activity };
+            let io = Tracked {
+                io: stream,
+                activity,
+            };
             serve_http(io, http2, info, gateway, &limits).await;
         }
     }
 }
 
-async fn serve_http<T>(io: Tracked<T>, http2: bool, info: ConnInfo, gateway: Arc<Gateway>, limits: &Limits)
-where
+async fn serve_http<T>(
+    io: Tracked<T>,
+    http2: bool,
+    info: ConnInfo,
+    gateway: Arc<Gateway>,
+    limits: &Limits,
+) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let info = Arc::new(info);
     let service_info = Arc::clone(&info);
     let service_gateway = Arc::clone(&gateway);
     let service = service_fn(move |request| {
-        handle(Arc::clone(&service_gateway), Arc::clone(&service_info), request)
+        handle(
+            Arc::clone(&service_gateway),
+            Arc::clone(&service_info),
+            request,
+        )
     });
     let io = TokioIo::new(io);
     let result = if http2 {
         let builder = builder(limits);
         let connection = builder.serve_connection_with_upgrades(io, service);
-        drive(connection, |c| c.graceful_shutdown(), &info, &gateway, limits).await
+        drive(
+            connection,
+            |c| c.graceful_shutdown(),
+            &info,
+            &gateway,
+            limits,
+        )
+        .await
     } else {
-        let connection = http1_builder(limits).serve_connection(io, service).with_upgrades();
-        drive(connection, |c| c.graceful_shutdown(), &info, &gateway, limits).await
+        let connection = http1_builder(limits)
+            .serve_connection(io, service)
+            .with_upgrades();
+        drive(
+            connection,
+            |c| c.graceful_shutdown(),
+            &info,
+            &gateway,
+            limits,
+        )
+        .await
     };
     if let Some(Err(error)) = result {
         record_parse_error(&gateway, &info, error.as_ref());
@@ -395,7 +448,11 @@ where
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     tokio::pin!(connection);
-    let watchdog = watchdog(&info.activity, limits.header_read_timeout, limits.idle_timeout);
+    let watchdog = watchdog(
+        &info.activity,
+        limits.header_read_timeout,
+        limits.idle_timeout,
+    );
     tokio::pin!(watchdog);
     let shutdown = gateway.connections.shutdown.clone();
     let result = tokio::select! {
@@ -420,7 +477,11 @@ where
 
 /// Requests the HTTP/1 parser refused never reach the service; they still get a record (the
 /// parser has already answered 400 or 431 on the wire), because no request may be invisible.
-fn record_parse_error(gateway: &Gateway, info: &ConnInfo, error: &(dyn std::error::Error + 'static)) {
+fn record_parse_error(
+    gateway: &Gateway,
+    info: &ConnInfo,
+    error: &(dyn std::error::Error + 'static),
+) {
     let Some(error) = error.downcast_ref::<hyper::Error>() else {
         tracing::debug!(%error, client = %info.client, "connection ended with an error");
         return;

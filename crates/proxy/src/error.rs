@@ -36,37 +36,47 @@ impl GatewayError {
                 "Request header fields too large",
                 C::HeadersTooLarge,
             ),
-            Self::PayloadTooLarge => {
-                (S::PAYLOAD_TOO_LARGE, "Request payload too large", C::PayloadTooLarge)
-            }
+            Self::PayloadTooLarge => (
+                S::PAYLOAD_TOO_LARGE,
+                "Request payload too large",
+                C::PayloadTooLarge,
+            ),
             Self::RouteNotFound => (S::NOT_FOUND, "Not found", C::RouteNotFound),
-            Self::MethodNotAllowed => {
-                (S::METHOD_NOT_ALLOWED, "Method not allowed", C::MethodNotAllowed)
-            }
+            Self::MethodNotAllowed => (
+                S::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+                C::MethodNotAllowed,
+            ),
             Self::UpgradeRequired => (
                 S::UPGRADE_REQUIRED,
                 "This route expects a WebSocket upgrade",
                 C::MalformedRequest,
             ),
-            Self::UpstreamConnect => {
-                (S::BAD_GATEWAY, "Could not connect to the upstream", C::UpstreamConnect)
-            }
+            Self::UpstreamConnect => (
+                S::BAD_GATEWAY,
+                "Could not connect to the upstream",
+                C::UpstreamConnect,
+            ),
             Self::UpstreamReset => (
                 S::BAD_GATEWAY,
                 "The upstream closed the connection without a valid response",
                 C::UpstreamReset,
             ),
-            Self::UpstreamTimeout => {
-                (S::GATEWAY_TIMEOUT, "Endpoint request timed out", C::UpstreamTimeout)
-            }
+            Self::UpstreamTimeout => (
+                S::GATEWAY_TIMEOUT,
+                "Endpoint request timed out",
+                C::UpstreamTimeout,
+            ),
             Self::UpstreamRejected => (
                 S::BAD_GATEWAY,
                 "The upstream refused the WebSocket handshake",
                 C::UpstreamRejected,
             ),
-            Self::Internal => {
-                (S::INTERNAL_SERVER_ERROR, "Internal server error", C::Internal)
-            }
+            Self::Internal => (
+                S::INTERNAL_SERVER_ERROR,
+                "Internal server error",
+                C::Internal,
+            ),
         }
     }
 
@@ -130,6 +140,9 @@ mod tests {
         let id = RequestId::from_client(b"abc").unwrap();
         let response = error_response(GatewayError::RouteNotFound, &id);
         let v: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
-        assert_eq!(v, serde_json::json!({"message": "Not found", "requestId": "abc"}));
+        assert_eq!(
+            v,
+            serde_json::json!({"message": "Not found", "requestId": "abc"})
+        );
     }
 }

@@ -47,7 +47,12 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Sets the forwarding headers on a request going upstream.
-pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, tls: bool, host: Option<&HeaderValue>) {
+pub(crate) fn add_forwarded(
+    headers: &mut HeaderMap,
+    client: IpAddr,
+    tls: bool,
+    host: Option<&HeaderValue>,
+) {
     let proto = if tls { "https" } else { "http" };
     let ip = client.to_string();
 
@@ -75,7 +80,9 @@ pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, tls: bool, 
     };
     let mut element = format!("for={node};proto={proto}");
     if let Some(host) = host.and_then(|h| h.to_str().ok())
-        && host.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
     {
         element.push_str(";host=\"");
         element.push_str(host);
@@ -97,10 +104,16 @@ mod tests {
     #[test]
     fn hop_by_hop_and_connection_listed_headers_are_removed() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
         headers.insert("x-secret", HeaderValue::from_static("1"));
         headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
         headers.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
         headers.insert("x-kept", HeaderValue::from_static("1"));
@@ -113,7 +126,10 @@ mod tests {
     fn forwarded_headers_append_to_a_chain() {
         let mut headers = HeaderMap::new();
         headers.insert(X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.7"));
-        headers.insert(header::FORWARDED, HeaderValue::from_static("for=203.0.113.7"));
+        headers.insert(
+            header::FORWARDED,
+            HeaderValue::from_static("for=203.0.113.7"),
+        );
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("spoofed"));
         let host = HeaderValue::from_static("api.example.com");
         add_forwarded(&mut headers, "::1".parse().unwrap(), true, Some(&host));

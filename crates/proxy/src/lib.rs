@@ -44,7 +44,11 @@ use integration::http::Upstream;
 #[derive(Debug, thiserror::Error)]
 pub enum ListenerError {
     #[error("listener '{name}': cannot bind {addr}: {source}")]
-    Bind { name: String, addr: SocketAddr, source: std::io::Error },
+    Bind {
+        name: String,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("listener TLS: {0}")]
     Tls(#[from] TlsError),
     #[error("upstream TLS setup: {0}")]
@@ -69,13 +73,19 @@ pub struct Gateway {
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gateway").field("phases", &self.phases.len()).finish_non_exhaustive()
+        f.debug_struct("Gateway")
+            .field("phases", &self.phases.len())
+            .finish_non_exhaustive()
     }
 }
 
 impl Gateway {
     /// Builds a gateway. `max_connections` of `runtime.limits` is fixed for the process lifetime.
-    pub fn new(runtime: Runtime, bus: Arc<Bus>, phases: Vec<Arc<dyn Phase>>) -> Result<Arc<Self>, ListenerError> {
+    pub fn new(
+        runtime: Runtime,
+        bus: Arc<Bus>,
+        phases: Vec<Arc<dyn Phase>>,
+    ) -> Result<Arc<Self>, ListenerError> {
         let connections = Connections {
             limit: Arc::new(Semaphore::new(runtime.limits.max_connections)),
             tracker: TaskTracker::new(),
@@ -111,7 +121,9 @@ impl Gateway {
     /// Starts accepting on `listener` in the background until [`Gateway::shutdown`].
     pub fn serve(self: &Arc<Self>, listener: Listener) {
         let gateway = Arc::clone(self);
-        self.connections.tracker.spawn(conn::accept_loop(listener, gateway));
+        self.connections
+            .tracker
+            .spawn(conn::accept_loop(listener, gateway));
     }
 
     /// Connections (and WebSocket relays) currently open.
@@ -125,6 +137,8 @@ impl Gateway {
     pub async fn shutdown(&self, grace: Duration) -> bool {
         self.connections.shutdown.cancel();
         self.connections.tracker.close();
-        tokio::time::timeout(grace, self.connections.tracker.wait()).await.is_ok()
+        tokio::time::timeout(grace, self.connections.tracker.wait())
+            .await
+            .is_ok()
     }
 }

@@ -33,7 +33,13 @@ impl Recorder {
         if let Some(activity) = &activity {
             activity.request_started();
         }
-        Self { exchange: Some(Box::new(exchange)), start, bus, activity, upload: None }
+        Self {
+            exchange: Some(Box::new(exchange)),
+            start,
+            bus,
+            activity,
+            upload: None,
+        }
     }
 
     /// Time since the request head arrived.
@@ -43,7 +49,10 @@ impl Recorder {
 
     pub(crate) fn exchange(&mut self) -> &mut Exchange {
         // The box is only taken by `publish`, which consumes `self`.
-        self.exchange.as_mut().map(Box::as_mut).unwrap_or_else(|| unreachable!())
+        self.exchange
+            .as_mut()
+            .map(Box::as_mut)
+            .unwrap_or_else(|| unreachable!())
     }
 
     pub(crate) fn exchange_ref(&self) -> &Exchange {

@@ -45,7 +45,10 @@ pub(crate) struct ConnInfo {
 
 impl ConnInfo {
     pub(crate) fn take_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.permit.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        self.permit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 }
 
@@ -104,11 +107,12 @@ pub(crate) async fn handle(
         .get(X_REQUEST_ID)
         .and_then(|v| RequestId::from_client(v.as_bytes()))
         .unwrap_or_else(new_request_id);
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .cloned()
-        .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
     let exchange = Exchange {
         kind: ExchangeKind::Http,
         request_id: request_id.clone(),
@@ -160,10 +164,20 @@ pub(crate) async fn handle(
         Resolution::Matched { route, params } => (route, params),
         Resolution::MethodNotAllowed { allow } => {
             let allow = HeaderValue::from_str(allow).ok();
-            return Ok(reply_error(recorder, GatewayError::MethodNotAllowed, &request_id, allow));
+            return Ok(reply_error(
+                recorder,
+                GatewayError::MethodNotAllowed,
+                &request_id,
+                allow,
+            ));
         }
         Resolution::NotFound => {
-            return Ok(reply_error(recorder, GatewayError::RouteNotFound, &request_id, None));
+            return Ok(reply_error(
+                recorder,
+                GatewayError::RouteNotFound,
+                &request_id,
+                None,
+            ));
         }
     };
     {
@@ -214,7 +228,9 @@ pub(crate) async fn handle(
         Integration::Http(http) => {
             integration::http::forward(&scope, http, parts, body, &params, recorder).await
         }
-        Integration::Mock(mock) => integration::mock::respond(&scope, mock, &parts, &params, recorder),
+        Integration::Mock(mock) => {
+            integration::mock::respond(&scope, mock, &parts, &params, recorder)
+        }
         Integration::WebSocket(ws) => {
             integration::websocket::upgrade(&scope, ws, parts, body, &params, recorder).await
         }
@@ -289,7 +305,9 @@ fn has_dot_segment(path: &str) -> bool {
         rest = &rest[at + 3..];
     }
     decoded.push_str(rest);
-    decoded.split(['/', '\\']).any(|segment| segment == "." || segment == "..")
+    decoded
+        .split(['/', '\\'])
+        .any(|segment| segment == "." || segment == "..")
 }
 
 /// Answers with the gateway's JSON error and records it.
@@ -309,7 +327,10 @@ pub(crate) fn reply_error(
     let mut response = Response::new(ResponseBody::full(body, Some(recorder)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
         headers.insert(X_REQUEST_ID, value);
     }

@@ -12,11 +12,17 @@ use tokio_rustls::TlsAcceptor;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("{path}: cannot read certificates: {source}")]
-    Certificates { path: String, source: rustls_pki_types::pem::Error },
+    Certificates {
+        path: String,
+        source: rustls_pki_types::pem::Error,
+    },
     #[error("{path}: no certificate found in the file")]
     NoCertificate { path: String },
     #[error("{path}: cannot read private key: {source}")]
-    Key { path: String, source: rustls_pki_types::pem::Error },
+    Key {
+        path: String,
+        source: rustls_pki_types::pem::Error,
+    },
     #[error("certificate and key do not form a valid pair: {0}")]
     Config(#[from] rustls::Error),
 }
@@ -36,7 +42,9 @@ pub fn acceptor(cert_file: &Path, key_file: &Path, http2: bool) -> Result<TlsAcc
             source,
         })?;
     if certs.is_empty() {
-        return Err(TlsError::NoCertificate { path: cert_file.display().to_string() });
+        return Err(TlsError::NoCertificate {
+            path: cert_file.display().to_string(),
+        });
     }
     let key = PrivateKeyDer::from_pem_file(key_file).map_err(|source| TlsError::Key {
         path: key_file.display().to_string(),

@@ -224,7 +224,11 @@ async fn http11_request_without_host_is_400_json() {
 #[tokio::test]
 async fn dot_segments_cannot_escape_a_greedy_route() {
     let (mut harness, upstream) = start().await;
-    for path in ["/prod/up/echo/../../status/418", "/prod/up/echo/%2e%2e/x", "/prod/up/..%2fstatus/418"] {
+    for path in [
+        "/prod/up/echo/../../status/418",
+        "/prod/up/echo/%2e%2e/x",
+        "/prod/up/..%2fstatus/418",
+    ] {
         let mut raw = RawClient::connect(harness.addr()).await;
         let request = format!("GET {path} HTTP/1.1\r\nHost: gw.test\r\n\r\n");
         let response = raw.roundtrip(request.as_bytes()).await.expect("response");
@@ -233,7 +237,11 @@ async fn dot_segments_cannot_escape_a_greedy_route() {
         let record = harness.only_record().await;
         error_record(&record, 400, ErrorClass::MalformedRequest, &request_id);
     }
-    assert_eq!(upstream.requests(), 0, "no traversal attempt reached the upstream");
+    assert_eq!(
+        upstream.requests(),
+        0,
+        "no traversal attempt reached the upstream"
+    );
 }
 
 #[tokio::test]

@@ -49,7 +49,10 @@ impl AccessLogWriter {
         let thread = std::thread::Builder::new()
             .name("gatehouse-access-log".into())
             .spawn(move || run(rx, BufWriter::with_capacity(64 * 1024, sink), &errors))?;
-        Ok(Self { thread, write_errors })
+        Ok(Self {
+            thread,
+            write_errors,
+        })
     }
 
     /// Failed writes so far (each loses one batch of lines).
@@ -253,8 +256,7 @@ mod tests {
         let mut builder = BusBuilder::new(1024);
         let rx = builder.subscribe("access_log");
         let bus = builder.build();
-        let writer =
-            AccessLogWriter::spawn(rx, &AccessLogDestination::File(path.clone())).unwrap();
+        let writer = AccessLogWriter::spawn(rx, &AccessLogDestination::File(path.clone())).unwrap();
         for _ in 0..100 {
             bus.publish(sample());
         }

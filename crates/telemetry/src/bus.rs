@@ -36,14 +36,19 @@ pub struct BusBuilder {
 
 impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consumer").field("name", &self.name).finish()
+        f.debug_struct("Consumer")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
 impl BusBuilder {
     /// `capacity` is the queue length of each consumer (at least 1).
     pub fn new(capacity: usize) -> Self {
-        Self { capacity: capacity.max(1), consumers: Vec::new() }
+        Self {
+            capacity: capacity.max(1),
+            consumers: Vec::new(),
+        }
     }
 
     /// Adds a consumer and returns the receiving end of its queue.
@@ -59,7 +64,9 @@ impl BusBuilder {
     }
 
     pub fn build(self) -> Bus {
-        Bus { consumers: self.consumers.into() }
+        Bus {
+            consumers: self.consumers.into(),
+        }
     }
 }
 
@@ -104,16 +111,17 @@ impl Bus {
 
     /// Total records dropped across consumers.
     pub fn dropped(&self) -> u64 {
-        self.consumers.iter().map(|c| c.dropped.load(Ordering::Relaxed)).sum()
+        self.consumers
+            .iter()
+            .map(|c| c.dropped.load(Ordering::Relaxed))
+            .sum()
     }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::{
-        Decisions, ExchangeKind, IntegrationOutcome, Timing, new_request_id,
-    };
+    use crate::{Decisions, ExchangeKind, IntegrationOutcome, Timing, new_request_id};
     use std::time::{Duration, SystemTime};
 
     pub(crate) fn sample() -> Exchange {

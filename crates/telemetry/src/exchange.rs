@@ -91,7 +91,9 @@ impl ErrorClass {
 pub enum Decision {
     Allowed,
     /// The phase answered the request itself; the reason is a short bounded label.
-    Rejected { reason: &'static str },
+    Rejected {
+        reason: &'static str,
+    },
     Hit,
     Miss,
 }
@@ -138,7 +140,10 @@ impl Timing {
     /// Time from sending the request upstream to receiving the response head, like API Gateway's
     /// `IntegrationLatency`.
     pub fn integration_latency(&self) -> Option<Duration> {
-        Some(self.integration_response?.saturating_sub(self.integration_start?))
+        Some(
+            self.integration_response?
+                .saturating_sub(self.integration_start?),
+        )
     }
 }
 

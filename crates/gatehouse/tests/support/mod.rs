@@ -49,17 +49,29 @@ impl Gatehouse {
                 }
             }
         });
-        let mut gatehouse = Self { child, addr: SocketAddr::from(([0, 0, 0, 0], 0)), admin: None, dir, config: path, logs: rx };
+        let mut gatehouse = Self {
+            child,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            admin: None,
+            dir,
+            config: path,
+            logs: rx,
+        };
         let wants_admin = config.contains("admin:");
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut seen = Vec::new();
         while gatehouse.addr.port() == 0 || (wants_admin && gatehouse.admin.is_none()) {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let Ok(line) = gatehouse.logs.recv_timeout(remaining) else {
-                panic!("gatehouse did not report its addresses in time; its stderr:\n{}", seen.join("\n"))
+                panic!(
+                    "gatehouse did not report its addresses in time; its stderr:\n{}",
+                    seen.join("\n")
+                )
             };
             seen.push(line.clone());
-            let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
             let addr = value["addr"].as_str().and_then(|a| a.parse().ok());
             match value["message"].as_str() {
                 Some("listening") => gatehouse.addr = addr.expect("listener addr"),
@@ -83,7 +95,10 @@ impl Gatehouse {
     }
 
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args(["-s", signal, &self.child.id().to_string()]).status().expect("kill");
+        let status = Command::new("kill")
+            .args(["-s", signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
         assert!(status.success());
     }
 
@@ -107,7 +122,10 @@ impl Gatehouse {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "gatehouse did not exit within {timeout:?}");
+            assert!(
+                Instant::now() < deadline,
+                "gatehouse did not exit within {timeout:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -143,25 +161,33 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
 pub async fn start_upstream() -> SocketAddr {
     use hyper::service::service_fn;
     use hyper_util::rt::{TokioExecutor, TokioIo};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind upstream");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
-                let service = service_fn(|request: http::Request<hyper::body::Incoming>| async move {
-                    let path = request.uri().path().to_owned();
-                    let body = match path.strip_prefix("/delay/").and_then(|ms| ms.parse::<u64>().ok()) {
-                        Some(ms) => {
-                            tokio::time::sleep(Duration::from_millis(ms)).await;
-                            format!("slept {ms}")
-                        }
-                        None => "ok".to_owned(),
-                    };
-                    Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
-                        bytes::Bytes::from(body),
-                    )))
-                });
+                let service =
+                    service_fn(|request: http::Request<hyper::body::Incoming>| async move {
+                        let path = request.uri().path().to_owned();
+                        let body = match path
+                            .strip_prefix("/delay/")
+                            .and_then(|ms| ms.parse::<u64>().ok())
+                        {
+                            Some(ms) => {
+                                tokio::time::sleep(Duration::from_millis(ms)).await;
+                                format!("slept {ms}")
+                            }
+                            None => "ok".to_owned(),
+                        };
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from(body)),
+                        ))
+                    });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)
                     .await;

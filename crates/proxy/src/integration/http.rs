@@ -66,7 +66,11 @@ fn connector(tls: Arc<rustls::ClientConfig>, http2: bool) -> Connector {
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(Arc::unwrap_or_clone(tls))
         .https_or_http();
-    if http2 { builder.enable_http2().wrap_connector(http) } else { builder.enable_http1().wrap_connector(http) }
+    if http2 {
+        builder.enable_http2().wrap_connector(http)
+    } else {
+        builder.enable_http1().wrap_connector(http)
+    }
 }
 
 fn client(tls: Arc<rustls::ClientConfig>, http2: bool) -> Client<Connector, RequestBody> {
@@ -109,7 +113,10 @@ pub(crate) async fn forward(
         }
     };
     let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
     {
         let (method, path) = (&parts.method, parts.uri.path());
@@ -117,7 +124,12 @@ pub(crate) async fn forward(
         let headers = &mut parts.headers;
         remove_hop_by_hop(headers);
         headers.remove(header::HOST);
-        add_forwarded(headers, scope.conn.client.ip(), scope.conn.tls, original_host.as_ref());
+        add_forwarded(
+            headers,
+            scope.conn.client.ip(),
+            scope.conn.tls,
+            original_host.as_ref(),
+        );
         if let Ok(value) = HeaderValue::from_str(scope.request_id.as_str()) {
             headers.insert(X_REQUEST_ID, value);
         }
@@ -125,12 +137,20 @@ pub(crate) async fn forward(
     }
     let method = parts.method.clone();
     let original_uri = std::mem::replace(&mut parts.uri, uri);
-    parts.version = if integration.http2 { Version::HTTP_2 } else { Version::HTTP_11 };
+    parts.version = if integration.http2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
     let (body, upload) = RequestBody::new(body, scope.limits.max_payload_bytes);
     recorder.track_upload(Arc::clone(&upload));
     let request = Request::from_parts(parts, body);
 
-    let client = if integration.http2 { &scope.gateway.upstream.http2 } else { &scope.gateway.upstream.http1 };
+    let client = if integration.http2 {
+        &scope.gateway.upstream.http2
+    } else {
+        &scope.gateway.upstream.http1
+    };
     let started = recorder.elapsed();
     recorder.exchange().timing.integration_start = Some(started);
     let outcome = tokio::time::timeout(integration.timeout, client.request(request)).await;
@@ -142,7 +162,12 @@ pub(crate) async fn forward(
             let failure = if upload.limit_exceeded() {
                 GatewayError::PayloadTooLarge
             } else if upload.client_gone() {
-                let response = reply_error(recorder, GatewayError::MalformedRequest, scope.request_id, None);
+                let response = reply_error(
+                    recorder,
+                    GatewayError::MalformedRequest,
+                    scope.request_id,
+                    None,
+                );
                 return client_gone(response);
             } else if upload.client_failed() {
                 GatewayError::MalformedRequest
@@ -154,9 +179,16 @@ pub(crate) async fn forward(
             return reply_error(recorder, failure, scope.request_id, None);
         }
         Err(_elapsed) => {
-            recorder.exchange().integration.error =
-                Some(format!("no response within {} ms", integration.timeout.as_millis()));
-            return reply_error(recorder, GatewayError::UpstreamTimeout, scope.request_id, None);
+            recorder.exchange().integration.error = Some(format!(
+                "no response within {} ms",
+                integration.timeout.as_millis()
+            ));
+            return reply_error(
+                recorder,
+                GatewayError::UpstreamTimeout,
+                scope.request_id,
+                None,
+            );
         }
     };
 
@@ -170,14 +202,21 @@ pub(crate) async fn forward(
     remove_hop_by_hop(&mut parts.headers);
     {
         let context = |var| scope.context_value(var, &method, original_uri.path());
-        apply(&integration.response_headers, &mut parts.headers, params, &context);
+        apply(
+            &integration.response_headers,
+            &mut parts.headers,
+            params,
+            &context,
+        );
     }
     Response::from_parts(parts, ResponseBody::upstream(body, recorder))
 }
 
 /// The record of a request whose client vanished mid-upload says so; the response is moot.
 fn client_gone(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
-    response.body_mut().mark_client_closed("client closed the connection during the upload");
+    response
+        .body_mut()
+        .mark_client_closed("client closed the connection during the upload");
     response
 }
 
@@ -199,7 +238,9 @@ fn apply<'c>(
             Ok(value) => {
                 headers.insert(name.clone(), value);
             }
-            Err(_) => tracing::debug!(header = %name, "header template rendered to an invalid value; skipped"),
+            Err(_) => {
+                tracing::debug!(header = %name, "header template rendered to an invalid value; skipped")
+            }
         }
     }
 }

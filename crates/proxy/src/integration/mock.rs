@@ -39,11 +39,16 @@ pub(crate) fn respond(
             Ok(value) => {
                 headers.insert(name.clone(), value);
             }
-            Err(_) => tracing::debug!(header = %name, "mock header rendered to an invalid value; skipped"),
+            Err(_) => {
+                tracing::debug!(header = %name, "mock header rendered to an invalid value; skipped")
+            }
         }
     }
     if !headers.contains_key(header::CONTENT_TYPE) {
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
     }
     response
 }
