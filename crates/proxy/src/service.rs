@@ -7,10 +7,12 @@
 use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use gatehouse_config::{ContextVar, Integration, Limits, Resolution, Route};
 use gatehouse_telemetry::{
     Decisions, Exchange, ExchangeKind, IntegrationOutcome, RequestId, RouteLabels, Timing,
@@ -204,14 +206,38 @@ pub(crate) async fn handle(
                 request_id: &request_id,
                 decisions: &mut decisions,
             };
-            if let PhaseOutcome::Respond(response) = phase.on_request(&mut context).await {
-                answer = Some((phase.name(), response));
-                break;
+            // A bug in one phase answers this request with a 500; it never takes the
+            // connection (and the other requests on it) down.
+            let outcome = AssertUnwindSafe(phase.on_request(&mut context))
+                .catch_unwind()
+                .await;
+            match outcome {
+                Ok(PhaseOutcome::Continue) => {}
+                Ok(PhaseOutcome::Respond(response)) => {
+                    answer = Some(Ok((phase.name(), response)));
+                    break;
+                }
+                Err(_panic) => {
+                    tracing::error!(phase = phase.name(), request_id = %request_id, "pipeline phase panicked");
+                    answer = Some(Err(phase.name()));
+                    break;
+                }
             }
         }
         recorder.exchange().decisions = decisions;
-        if let Some((phase, response)) = answer {
-            return Ok(reply_from_phase(recorder, phase, response, &request_id));
+        match answer {
+            Some(Ok((phase, response))) => {
+                return Ok(reply_from_phase(recorder, phase, response, &request_id));
+            }
+            Some(Err(_phase)) => {
+                return Ok(reply_error(
+                    recorder,
+                    GatewayError::Internal,
+                    &request_id,
+                    None,
+                ));
+            }
+            None => {}
         }
     }
 

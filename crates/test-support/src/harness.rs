@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use gatehouse_proxy::{Gateway, Listener, Runtime};
+use gatehouse_proxy::{Gateway, Listener, Phase, Runtime};
 use gatehouse_telemetry::{Bus, BusBuilder, Exchange};
 use tokio::sync::mpsc;
 
@@ -27,12 +27,21 @@ const DEFAULT_LISTENER: &str = "listeners:\n  - { name: main, bind: \"127.0.0.1:
 pub const RECORD_WAIT: Duration = Duration::from_secs(5);
 
 /// Options for starting a [`GatewayHarness`].
-#[derive(Debug)]
 pub struct HarnessBuilder {
     yaml: String,
     env: BTreeMap<String, String>,
     dir: Option<PathBuf>,
     bus_capacity: usize,
+    phases: Vec<Arc<dyn Phase>>,
+}
+
+impl std::fmt::Debug for HarnessBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HarnessBuilder")
+            .field("env", &self.env)
+            .field("phases", &self.phases.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl HarnessBuilder {
@@ -59,6 +68,12 @@ impl HarnessBuilder {
         self
     }
 
+    /// Adds a pipeline phase; phases run in the order they were added.
+    pub fn phase(mut self, phase: Arc<dyn Phase>) -> Self {
+        self.phases.push(phase);
+        self
+    }
+
     /// Loads the config, binds its listeners and starts serving on the current runtime.
     pub async fn start(self) -> GatewayHarness {
         let has_listeners = self.yaml.lines().any(|line| line.starts_with("listeners:"));
@@ -80,7 +95,8 @@ impl HarnessBuilder {
             table: loaded.table,
             limits: loaded.settings.limits,
         };
-        let gateway = Gateway::new(runtime, Arc::new(bus.build()), vec![]).expect("gateway starts");
+        let gateway =
+            Gateway::new(runtime, Arc::new(bus.build()), self.phases).expect("gateway starts");
         let mut addrs = Vec::new();
         for settings in loaded.settings.listeners {
             let listener = Listener::bind(settings).await.expect("listener binds");
@@ -120,6 +136,7 @@ impl GatewayHarness {
             env: BTreeMap::new(),
             dir: None,
             bus_capacity: 4096,
+            phases: Vec::new(),
         }
     }
 
