@@ -28,7 +28,15 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 
 /// Removes hop-by-hop headers, including any header the `Connection` header names, and
 /// `Upgrade` (a WebSocket upgrade is handled by its own integration, never passed through).
+///
+/// `TE: trailers` survives: it is end-to-end in meaning (the client accepts trailers), and gRPC
+/// over HTTP/2 requires it (RFC 9113 §8.2.2 allows exactly this value).
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let accepts_trailers = headers.get_all(header::TE).iter().any(|value| {
+        value
+            .to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")))
+    });
     // Names listed in Connection are hop-by-hop too; collect them before removing Connection.
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -44,6 +52,9 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
         headers.remove(name);
     }
     headers.remove(header::UPGRADE);
+    if accepts_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
 }
 
 /// Sets the forwarding headers on a request going upstream.
@@ -114,12 +125,24 @@ mod tests {
             header::TRANSFER_ENCODING,
             HeaderValue::from_static("chunked"),
         );
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        headers.insert(header::TE, HeaderValue::from_static("deflate"));
         headers.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
         headers.insert("x-kept", HeaderValue::from_static("1"));
         remove_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn te_trailers_is_kept_for_grpc() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::TE, HeaderValue::from_static("gzip, trailers"));
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(headers[header::TE], "trailers");
+        let mut headers = HeaderMap::new();
+        headers.insert(header::TE, HeaderValue::from_static("gzip"));
+        remove_hop_by_hop(&mut headers);
+        assert!(!headers.contains_key(header::TE));
     }
 
     #[test]

@@ -84,7 +84,7 @@ async fn hop_by_hop_request_headers_are_not_forwarded() {
         Keep-Alive: timeout=5\r\n\
         Proxy-Authorization: Basic c2VjcmV0\r\n\
         Proxy-Connection: keep-alive\r\n\
-        TE: trailers\r\n\
+        TE: deflate\r\n\
         X-End-To-End: kept\r\n\
         \r\n";
     let response = raw.roundtrip(request.as_bytes()).await.expect("response");
