@@ -124,10 +124,17 @@ fn main() -> ExitCode {
         return validate(file);
     }
     logging::init(cli.log_format, &cli.log_level);
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = cli.workers {
-        builder.worker_threads(workers.max(1));
-    }
+    // One worker means one thread: the current-thread scheduler does the same work without the
+    // work-stealing machinery (and is what a single nginx worker is compared against).
+    let mut builder = match cli.workers {
+        Some(0 | 1) => tokio::runtime::Builder::new_current_thread(),
+        Some(workers) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(workers);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 /// Where the config comes from: a file (re-read on every reload) or text built in (the demo).
+#[derive(Clone)]
 pub(crate) enum Source {
     File(PathBuf),
     Embedded {
@@ -36,6 +37,14 @@ impl Source {
     }
 }
 
+/// Reads and compiles the config on the blocking pool: file I/O never runs on a runtime thread.
+async fn load_off_runtime(source: &Source) -> anyhow::Result<Result<Loaded, ConfigErrors>> {
+    let source = source.clone();
+    tokio::task::spawn_blocking(move || source.load())
+        .await
+        .context("the config loader task failed")
+}
+
 /// A started gateway.
 pub(crate) struct Running {
     pub(crate) gateway: Arc<Gateway>,
@@ -53,7 +62,8 @@ pub(crate) async fn run(source: Source, grace: Duration) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
-    let loaded = tokio::task::block_in_place(|| source.load())
+    let loaded = load_off_runtime(&source)
+        .await?
         .map_err(|errors| anyhow!("the config is invalid:\n{errors}"))?;
     let settings = loaded.settings.clone();
 
@@ -191,9 +201,10 @@ impl Reloader {
     /// Loads, validates and swaps in the config. On error the old config keeps serving.
     pub(crate) async fn reload_now(&self) -> Result<Value, Vec<String>> {
         let _one_at_a_time = self.reloading.lock().await;
-        let loaded = match tokio::task::block_in_place(|| self.source.load()) {
-            Ok(loaded) => loaded,
-            Err(errors) => {
+        let loaded = match load_off_runtime(&self.source).await {
+            Err(error) => return Err(vec![error.to_string()]),
+            Ok(Ok(loaded)) => loaded,
+            Ok(Err(errors)) => {
                 for error in errors.errors() {
                     tracing::warn!(error = %error, "config reload rejected");
                 }

@@ -334,6 +334,7 @@ pub(crate) async fn accept_loop(listener: Listener, gateway: Arc<Gateway>) {
             client: peer,
             tls: listener.tls.is_some(),
             activity: Arc::new(ConnActivity::new()),
+            forwarding: crate::headers::ClientForwarding::new(peer.ip(), listener.tls.is_some()),
             permit: std::sync::Mutex::new(Some(permit)),
         };
         let tls = listener.tls.clone();

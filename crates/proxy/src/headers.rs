@@ -57,24 +57,56 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// What the forwarding headers say about one client connection, computed once per connection.
+#[derive(Debug)]
+pub(crate) struct ClientForwarding {
+    /// The client address as header text.
+    ip: HeaderValue,
+    /// `for=…;proto=…`, the start of this hop's `Forwarded` element.
+    element: String,
+    proto: HeaderValue,
+}
+
+impl ClientForwarding {
+    pub(crate) fn new(client: IpAddr, tls: bool) -> Self {
+        let proto = if tls { "https" } else { "http" };
+        // RFC 7239 §6: IPv6 addresses are bracketed and the node quoted.
+        let node = match client {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("\"[{v6}]\""),
+        };
+        let ip = HeaderValue::from_str(&client.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Self { ip, element: format!("for={node};proto={proto}"), proto: HeaderValue::from_static(proto) }
+    }
+}
+
+/// Appends `addition` to a comma-separated header, or sets it when absent or blank.
+fn append_list(headers: &mut HeaderMap, name: HeaderName, addition: &[u8]) {
+    let previous = headers.get(&name).map(HeaderValue::as_bytes).filter(|v| !v.trim_ascii().is_empty());
+    let mut value = Vec::with_capacity(previous.map_or(0, |p| p.len() + 2) + addition.len());
+    if let Some(previous) = previous {
+        value.extend_from_slice(previous);
+        value.extend_from_slice(b", ");
+    }
+    value.extend_from_slice(addition);
+    if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
+        headers.insert(name, value);
+    }
+}
+
 /// Sets the forwarding headers on a request going upstream.
 pub(crate) fn add_forwarded(
     headers: &mut HeaderMap,
-    client: IpAddr,
-    tls: bool,
+    client: &ClientForwarding,
     host: Option<&HeaderValue>,
 ) {
-    let proto = if tls { "https" } else { "http" };
-    let ip = client.to_string();
-
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(previous) if !previous.trim().is_empty() => format!("{previous}, {ip}"),
-        _ => ip.clone(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR, value);
+    if headers.contains_key(&X_FORWARDED_FOR) {
+        append_list(headers, X_FORWARDED_FOR, client.ip.as_bytes());
+    } else {
+        headers.insert(X_FORWARDED_FOR, client.ip.clone());
     }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    headers.insert(X_FORWARDED_PROTO, client.proto.clone());
     match host {
         Some(host) => {
             headers.insert(X_FORWARDED_HOST, host.clone());
@@ -84,28 +116,17 @@ pub(crate) fn add_forwarded(
         }
     }
 
-    // RFC 7239 §6: IPv6 addresses are bracketed and the node quoted.
-    let node = match client {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    let quotable = |h: &&HeaderValue| {
+        h.as_bytes().iter().all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
     };
-    let mut element = format!("for={node};proto={proto}");
-    if let Some(host) = host.and_then(|h| h.to_str().ok())
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-    {
-        element.push_str(";host=\"");
-        element.push_str(host);
-        element.push('"');
+    let mut element = Vec::with_capacity(client.element.len() + 64);
+    element.extend_from_slice(client.element.as_bytes());
+    if let Some(host) = host.filter(quotable) {
+        element.extend_from_slice(b";host=\"");
+        element.extend_from_slice(host.as_bytes());
+        element.push(b'"');
     }
-    let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
-        Some(previous) if !previous.trim().is_empty() => format!("{previous}, {element}"),
-        _ => element,
-    };
-    if let Ok(value) = HeaderValue::from_str(&forwarded) {
-        headers.insert(header::FORWARDED, value);
-    }
+    append_list(headers, header::FORWARDED, &element);
 }
 
 #[cfg(test)]
@@ -155,7 +176,7 @@ mod tests {
         );
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("spoofed"));
         let host = HeaderValue::from_static("api.example.com");
-        add_forwarded(&mut headers, "::1".parse().unwrap(), true, Some(&host));
+        add_forwarded(&mut headers, &ClientForwarding::new("::1".parse().unwrap(), true), Some(&host));
         assert_eq!(headers[X_FORWARDED_FOR], "203.0.113.7, ::1");
         assert_eq!(headers[X_FORWARDED_PROTO], "https");
         assert_eq!(headers[X_FORWARDED_HOST], "api.example.com");
@@ -168,7 +189,7 @@ mod tests {
     #[test]
     fn first_proxy_starts_the_chain() {
         let mut headers = HeaderMap::new();
-        add_forwarded(&mut headers, "127.0.0.1".parse().unwrap(), false, None);
+        add_forwarded(&mut headers, &ClientForwarding::new("127.0.0.1".parse().unwrap(), false), None);
         assert_eq!(headers[X_FORWARDED_FOR], "127.0.0.1");
         assert_eq!(headers[header::FORWARDED], "for=127.0.0.1;proto=http");
         assert!(!headers.contains_key(X_FORWARDED_HOST));

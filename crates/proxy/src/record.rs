@@ -16,7 +16,8 @@ use crate::conn::ConnActivity;
 
 /// The exchange under construction plus what is needed to time and publish it.
 pub(crate) struct Recorder {
-    exchange: Option<Box<Exchange>>,
+    /// Shared only once published; until then this is the sole reference.
+    exchange: Option<Arc<Exchange>>,
     start: Instant,
     bus: Arc<Bus>,
     activity: Option<Arc<ConnActivity>>,
@@ -34,7 +35,7 @@ impl Recorder {
             activity.request_started();
         }
         Self {
-            exchange: Some(Box::new(exchange)),
+            exchange: Some(Arc::new(exchange)),
             start,
             bus,
             activity,
@@ -48,11 +49,11 @@ impl Recorder {
     }
 
     pub(crate) fn exchange(&mut self) -> &mut Exchange {
-        // The box is only taken by `publish`, which consumes `self`.
+        // The Arc is cloned only by `publish`, which consumes `self`, so it is unique here.
         self.exchange
             .as_mut()
-            .map(Box::as_mut)
-            .unwrap_or_else(|| unreachable!())
+            .and_then(Arc::get_mut)
+            .unwrap_or_else(|| unreachable!("the exchange is unshared until published"))
     }
 
     pub(crate) fn exchange_ref(&self) -> &Exchange {
@@ -77,17 +78,23 @@ impl Recorder {
     }
 
     fn publish_now(&mut self) {
-        let Some(mut exchange) = self.exchange.take() else {
+        let done = self.start.elapsed();
+        let bytes_in = self.upload.as_ref().map(|upload| upload.bytes());
+        if self.exchange.is_none() {
+            return;
+        }
+        let exchange = self.exchange();
+        exchange.timing.done = done;
+        if let Some(bytes_in) = bytes_in {
+            exchange.bytes_in = bytes_in;
+        }
+        let Some(exchange) = self.exchange.take() else {
             return;
         };
-        exchange.timing.done = self.start.elapsed();
-        if let Some(upload) = &self.upload {
-            exchange.bytes_in = upload.bytes();
-        }
         if let Some(activity) = &self.activity {
             activity.request_finished();
         }
-        self.bus.publish(*exchange);
+        self.bus.publish(exchange);
     }
 }
 
@@ -95,7 +102,7 @@ impl Drop for Recorder {
     fn drop(&mut self) {
         // Reached only when a future holding the recorder was dropped mid-way (the connection
         // closed while we waited on the upstream, say): the client never got its answer.
-        if let Some(exchange) = self.exchange.as_mut()
+        if let Some(exchange) = self.exchange.as_mut().and_then(Arc::get_mut)
             && exchange.error.is_none()
         {
             exchange.error = Some(ErrorClass::ClientClosed);

@@ -40,6 +40,8 @@ pub(crate) struct ConnInfo {
     pub(crate) client: SocketAddr,
     pub(crate) tls: bool,
     pub(crate) activity: Arc<ConnActivity>,
+    /// The forwarding header values for this client, computed once.
+    pub(crate) forwarding: crate::headers::ClientForwarding,
     /// This connection's slot under `max_connections`. A WebSocket upgrade takes it into the
     /// relay, so an open WebSocket keeps counting after hyper hands the socket over.
     pub(crate) permit: std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,

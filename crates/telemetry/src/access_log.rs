@@ -5,14 +5,13 @@
 //! the request path. Lines are buffered and flushed whenever the queue runs dry.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::mpsc;
@@ -48,7 +47,7 @@ impl AccessLogWriter {
         let errors = Arc::clone(&write_errors);
         let thread = std::thread::Builder::new()
             .name("gatehouse-access-log".into())
-            .spawn(move || run(rx, BufWriter::with_capacity(64 * 1024, sink), &errors))?;
+            .spawn(move || run(rx, sink, &errors))?;
         Ok(Self {
             thread,
             write_errors,
@@ -75,74 +74,81 @@ fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
+/// How long the writer sleeps when its queue is empty. Polling, rather than parking on the
+/// channel, means a request never pays for waking the writer thread (a futex call and a context
+/// switch per record under load); lines reach the destination at most this late.
+const IDLE_POLL: Duration = Duration::from_millis(10);
+/// Write to the destination once this much is buffered, even if the queue is not yet empty.
+const WRITE_CHUNK: usize = 256 * 1024;
+
 fn run(
     mut rx: mpsc::Receiver<Arc<Exchange>>,
-    mut out: BufWriter<Box<dyn Write + Send>>,
+    mut out: Box<dyn Write + Send>,
     errors: &AtomicU64,
 ) {
-    let mut batch = Vec::with_capacity(1024);
-    let mut line = Vec::with_capacity(512);
-    while rx.blocking_recv_many(&mut batch, 1024) > 0 {
-        let mut result = Ok(());
-        for exchange in batch.drain(..) {
-            line.clear();
-            access_log_line(&exchange, &mut line);
-            if result.is_ok() {
-                result = out.write_all(&line);
+    let mut buffer = Vec::with_capacity(WRITE_CHUNK + 4096);
+    let mut clock = SecondClock::default();
+    loop {
+        let mut closed = false;
+        loop {
+            match rx.try_recv() {
+                Ok(exchange) => {
+                    write_line(&exchange, &mut clock, &mut buffer);
+                    if buffer.len() >= WRITE_CHUNK {
+                        write_out(&mut out, &mut buffer, errors);
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
             }
         }
-        if rx.is_empty() && result.is_ok() {
-            result = out.flush();
+        if !buffer.is_empty() {
+            write_out(&mut out, &mut buffer, errors);
         }
-        if let Err(error) = result {
-            let n = errors.fetch_add(1, Ordering::Relaxed);
-            if n.is_power_of_two() || n == 0 {
-                tracing::warn!(%error, failures = n + 1, "access log write failed");
-            }
+        if closed {
+            return;
         }
-    }
-    if let Err(error) = out.flush() {
-        tracing::warn!(%error, "access log flush failed at shutdown");
+        std::thread::sleep(IDLE_POLL);
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Line<'a> {
-    request_id: &'a str,
-    time: String,
-    request_time_epoch: u128,
-    kind: &'static str,
-    ip: String,
-    method: Option<&'a str>,
-    host: Option<&'a str>,
-    path: &'a str,
-    protocol: &'static str,
-    route: Option<&'a str>,
-    api: Option<&'a str>,
-    api_version: Option<&'a str>,
-    stage: Option<&'a str>,
-    status: u16,
-    bytes_in: u64,
-    bytes_out: u64,
-    latency_ms: f64,
-    integration_latency_ms: Option<f64>,
-    integration_status: Option<u16>,
-    error: Option<&'static str>,
-    error_message: Option<&'a str>,
-    integration_error: Option<&'a str>,
-    user_agent: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    websocket: Option<WebSocketLine>,
+fn write_out(out: &mut Box<dyn Write + Send>, buffer: &mut Vec<u8>, errors: &AtomicU64) {
+    let result = out.write_all(buffer).and_then(|()| out.flush());
+    buffer.clear();
+    if let Err(error) = result {
+        let n = errors.fetch_add(1, Ordering::Relaxed);
+        if n == 0 || n.is_power_of_two() {
+            tracing::warn!(%error, failures = n + 1, "access log write failed");
+        }
+    }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WebSocketLine {
-    messages_in: u64,
-    messages_out: u64,
-    close_code: Option<u16>,
-    closed_by: Option<&'static str>,
+/// Formats timestamps, reusing the `YYYY-MM-DDTHH:MM:SS` part within one second.
+#[derive(Default)]
+struct SecondClock {
+    second: u64,
+    prefix: String,
+}
+
+impl SecondClock {
+    /// `2026-11-26T06:59:24.942Z`: RFC 3339, UTC, millisecond precision.
+    fn format(&mut self, time: SystemTime, out: &mut Vec<u8>) {
+        let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let second = since_epoch.as_secs();
+        if second != self.second || self.prefix.is_empty() {
+            self.second = second;
+            self.prefix = OffsetDateTime::from_unix_timestamp(second as i64)
+                .ok()
+                .and_then(|t| t.format(&Rfc3339).ok())
+                .map(|t| t.trim_end_matches('Z').to_owned())
+                .unwrap_or_default();
+        }
+        out.extend_from_slice(self.prefix.as_bytes());
+        let _ = write!(out, ".{:03}Z", since_epoch.subsec_millis());
+    }
 }
 
 fn millis(d: Duration) -> f64 {
@@ -160,54 +166,128 @@ fn protocol_label(version: http::Version) -> &'static str {
     }
 }
 
+/// Appends a JSON string literal, escaping per RFC 8259.
+fn json_str(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => {
+                out.extend_from_slice(&bytes[start..i]);
+                let _ = write!(out, "\\u{b:04x}");
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escape);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Writes `,"key":`; every line starts with `requestId`, so every other key follows a comma.
+fn key(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+fn opt_str(out: &mut Vec<u8>, value: Option<&str>) {
+    match value {
+        Some(text) => json_str(out, text),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn opt_num(out: &mut Vec<u8>, value: Option<impl std::fmt::Display>) {
+    match value {
+        Some(n) => {
+            let _ = write!(out, "{n}");
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn header_str(value: Option<&http::HeaderValue>) -> Option<&str> {
+    value.and_then(|v| v.to_str().ok())
+}
+
 /// Appends the JSON line (with its trailing newline) for one exchange to `out`.
 pub fn access_log_line(exchange: &Exchange, out: &mut Vec<u8>) {
-    let received = exchange.timing.received_at;
-    let time = OffsetDateTime::from(received)
-        .format(&Rfc3339)
-        .unwrap_or_default();
+    write_line(exchange, &mut SecondClock::default(), out);
+}
+
+fn write_line(exchange: &Exchange, clock: &mut SecondClock, out: &mut Vec<u8>) {
     let route = exchange.route.as_ref();
-    let line = Line {
-        request_id: exchange.request_id.as_str(),
-        time,
-        request_time_epoch: received
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or_default(),
-        kind: match exchange.kind {
-            ExchangeKind::Http => "http",
-            ExchangeKind::WebSocket => "websocket",
-        },
-        ip: exchange.client.ip().to_string(),
-        method: exchange.method.as_ref().map(http::Method::as_str),
-        host: exchange.host.as_ref().and_then(|h| h.to_str().ok()),
-        path: &exchange.path,
-        protocol: protocol_label(exchange.protocol),
-        route: route.map(|r| &*r.resource_path),
-        api: route.map(|r| &*r.api),
-        api_version: route.map(|r| &*r.api_version),
-        stage: route.map(|r| &*r.stage),
-        status: exchange.status,
-        bytes_in: exchange.bytes_in,
-        bytes_out: exchange.bytes_out,
-        latency_ms: millis(exchange.timing.latency()),
-        integration_latency_ms: exchange.timing.integration_latency().map(millis),
-        integration_status: exchange.integration.status,
-        error: exchange.error.map(|e| e.as_str()),
-        error_message: exchange.error_message.as_deref(),
-        integration_error: exchange.integration.error.as_deref(),
-        user_agent: exchange.user_agent.as_ref().and_then(|h| h.to_str().ok()),
-        websocket: exchange.websocket.as_ref().map(|ws| WebSocketLine {
-            messages_in: ws.messages_in,
-            messages_out: ws.messages_out,
-            close_code: ws.close_code,
-            closed_by: ws.closed_by,
-        }),
+    let received = exchange.timing.received_at;
+    out.extend_from_slice(b"{\"requestId\":");
+    json_str(out, exchange.request_id.as_str());
+    out.extend_from_slice(b",\"time\":\"");
+    clock.format(received, out);
+    out.push(b'"');
+    let epoch_ms = received.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default();
+    let _ = write!(out, ",\"requestTimeEpoch\":{epoch_ms}");
+    let kind = match exchange.kind {
+        ExchangeKind::Http => "http",
+        ExchangeKind::WebSocket => "websocket",
     };
-    // Serializing plain strings and numbers into a Vec cannot fail.
-    if serde_json::to_writer(&mut *out, &line).is_ok() {
-        out.push(b'\n');
+    let _ = write!(out, ",\"kind\":\"{kind}\",\"ip\":\"{}\"", exchange.client.ip());
+    key(out, "method");
+    opt_str(out, exchange.method.as_ref().map(http::Method::as_str));
+    key(out, "host");
+    opt_str(out, header_str(exchange.host.as_ref()));
+    key(out, "path");
+    json_str(out, &exchange.path);
+    let _ = write!(out, ",\"protocol\":\"{}\"", protocol_label(exchange.protocol));
+    key(out, "route");
+    opt_str(out, route.map(|r| &*r.resource_path));
+    key(out, "api");
+    opt_str(out, route.map(|r| &*r.api));
+    key(out, "apiVersion");
+    opt_str(out, route.map(|r| &*r.api_version));
+    key(out, "stage");
+    opt_str(out, route.map(|r| &*r.stage));
+    let _ = write!(
+        out,
+        ",\"status\":{},\"bytesIn\":{},\"bytesOut\":{},\"latencyMs\":{}",
+        exchange.status,
+        exchange.bytes_in,
+        exchange.bytes_out,
+        millis(exchange.timing.latency())
+    );
+    key(out, "integrationLatencyMs");
+    opt_num(out, exchange.timing.integration_latency().map(millis));
+    key(out, "integrationStatus");
+    opt_num(out, exchange.integration.status);
+    key(out, "error");
+    opt_str(out, exchange.error.map(|e| e.as_str()));
+    key(out, "errorMessage");
+    opt_str(out, exchange.error_message.as_deref());
+    key(out, "integrationError");
+    opt_str(out, exchange.integration.error.as_deref());
+    key(out, "userAgent");
+    opt_str(out, header_str(exchange.user_agent.as_ref()));
+    if let Some(ws) = &exchange.websocket {
+        let _ = write!(
+            out,
+            ",\"websocket\":{{\"messagesIn\":{},\"messagesOut\":{},\"closeCode\":",
+            ws.messages_in, ws.messages_out
+        );
+        opt_num(out, ws.close_code);
+        out.extend_from_slice(b",\"closedBy\":");
+        opt_str(out, ws.closed_by);
+        out.push(b'}');
     }
+    out.extend_from_slice(b"}\n");
 }
 
 #[cfg(test)]
@@ -234,7 +314,7 @@ mod tests {
         assert_eq!(out.last(), Some(&b'\n'));
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["requestId"], exchange.request_id.as_str());
-        assert_eq!(v["time"], "1970-01-01T00:00:00Z");
+        assert_eq!(v["time"], "1970-01-01T00:00:00.000Z");
         assert_eq!(v["ip"], "127.0.0.1");
         assert_eq!(v["method"], "GET");
         assert_eq!(v["path"], "/x");
@@ -247,6 +327,40 @@ mod tests {
         assert_eq!(v["integrationLatencyMs"], 1.0);
         assert_eq!(v["error"], "upstream_connect");
         assert!(v.get("websocket").is_none());
+    }
+
+    #[test]
+    fn strings_are_escaped_and_times_formatted() {
+        let mut exchange = sample();
+        exchange.path = "/a\"b\\c\n\u{1}ü/€".into();
+        exchange.user_agent = Some(http::HeaderValue::from_static("agent \"quoted\""));
+        exchange.timing.received_at = UNIX_EPOCH + Duration::from_millis(1_795_676_364_942);
+        exchange.websocket = Some(crate::WebSocketStats {
+            messages_in: 3,
+            close_code: Some(1000),
+            closed_by: Some("client"),
+            ..Default::default()
+        });
+        let mut clock = SecondClock::default();
+        let mut out = Vec::new();
+        write_line(&exchange, &mut clock, &mut out);
+        exchange.timing.received_at += Duration::from_millis(1_500);
+        write_line(&exchange, &mut clock, &mut out);
+        let lines: Vec<serde_json::Value> = out
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["path"], "/a\"b\\c\n\u{1}ü/€");
+        assert_eq!(lines[0]["userAgent"], "agent \"quoted\"");
+        assert_eq!(lines[0]["time"], "2026-11-26T06:59:24.942Z");
+        assert_eq!(lines[1]["time"], "2026-11-26T06:59:26.442Z");
+        assert_eq!(lines[0]["requestTimeEpoch"], 1_795_676_364_942u64);
+        assert_eq!(lines[0]["method"], "GET");
+        assert_eq!(lines[0]["integrationLatencyMs"], serde_json::Value::Null);
+        assert_eq!(lines[0]["websocket"]["messagesIn"], 3);
+        assert_eq!(lines[0]["websocket"]["closeCode"], 1000);
+        assert_eq!(lines[0]["websocket"]["closedBy"], "client");
     }
 
     #[test]

@@ -83,11 +83,11 @@ impl Bus {
     }
 
     /// Offers the record to every consumer without waiting.
-    pub fn publish(&self, exchange: Exchange) {
+    pub fn publish(&self, exchange: impl Into<Arc<Exchange>>) {
         if self.consumers.is_empty() {
             return;
         }
-        let exchange = Arc::new(exchange);
+        let exchange = exchange.into();
         for consumer in self.consumers.iter() {
             match consumer.tx.try_send(Arc::clone(&exchange)) {
                 Ok(()) => consumer.delivered.fetch_add(1, Ordering::Relaxed),

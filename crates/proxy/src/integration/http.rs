@@ -124,12 +124,7 @@ pub(crate) async fn forward(
         let headers = &mut parts.headers;
         remove_hop_by_hop(headers);
         headers.remove(header::HOST);
-        add_forwarded(
-            headers,
-            scope.conn.client.ip(),
-            scope.conn.tls,
-            original_host.as_ref(),
-        );
+        add_forwarded(headers, &scope.conn.forwarding, original_host.as_ref());
         if let Ok(value) = HeaderValue::from_str(scope.request_id.as_str()) {
             headers.insert(X_REQUEST_ID, value);
         }

@@ -151,12 +151,7 @@ fn handshake_request(
         headers.remove(name);
     }
     let original_host = headers.remove(header::HOST);
-    add_forwarded(
-        &mut headers,
-        scope.conn.client.ip(),
-        scope.conn.tls,
-        original_host.as_ref(),
-    );
+    add_forwarded(&mut headers, &scope.conn.forwarding, original_host.as_ref());
     if let Ok(value) = HeaderValue::from_str(scope.request_id.as_str()) {
         headers.insert(X_REQUEST_ID, value);
     }
