@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use gatehouse_config::{Limits, ListenerSettings};
 use gatehouse_telemetry::{
@@ -27,7 +27,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -40,31 +40,29 @@ const NONE: u64 = u64::MAX;
 /// What the watchdog needs to know about one connection.
 #[derive(Debug)]
 pub(crate) struct ConnActivity {
-    epoch: Instant,
+    epoch_ms: u64,
     last_io_ms: AtomicU64,
     head_started_ms: AtomicU64,
     in_flight: AtomicU32,
     /// HTTP/2 connections carry control frames between requests; the head timer does not apply.
     multiplexed: AtomicBool,
-    /// Wakes the watchdog when a head starts, so it trades the idle deadline it may be sleeping
-    /// towards for the (usually much shorter) head deadline.
-    head_began: Notify,
 }
 
 impl ConnActivity {
     fn new() -> Self {
         Self {
-            epoch: Instant::now(),
+            epoch_ms: coarse_clock::now_ms(),
             last_io_ms: AtomicU64::new(0),
             head_started_ms: AtomicU64::new(NONE),
             in_flight: AtomicU32::new(0),
             multiplexed: AtomicBool::new(false),
-            head_began: Notify::new(),
         }
     }
 
+    /// Milliseconds since the connection opened, from the coarse clock: reading the real clock on
+    /// every read and write showed up in profiles, and timeouts need no better than a few ms.
     fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        coarse_clock::now_ms().saturating_sub(self.epoch_ms)
     }
 
     fn on_read(&self) {
@@ -75,7 +73,6 @@ impl ConnActivity {
             && !self.multiplexed.load(Ordering::Relaxed)
         {
             self.head_started_ms.store(now, Ordering::Relaxed);
-            self.head_began.notify_one();
         }
     }
 
@@ -110,10 +107,16 @@ async fn watchdog(
 ) -> Fired {
     let header_ms = header_timeout.as_millis() as u64;
     let idle_ms = idle_timeout.as_millis() as u64;
+    // Nothing wakes the watchdog per request (that cost a task poll and a timer per request);
+    // instead, while idle it checks at least every half header timeout whether a head began, so
+    // a slow head is closed within 1.5 header timeouts at worst.
+    let check_ms = (header_ms / 2).max(1);
+    let sleep = tokio::time::sleep(Duration::from_millis(check_ms));
+    tokio::pin!(sleep);
     loop {
         let now = activity.now_ms();
         let wait_ms = if activity.in_flight.load(Ordering::Relaxed) > 0 {
-            header_ms.min(idle_ms)
+            check_ms.min(idle_ms)
         } else {
             let head = activity.head_started_ms.load(Ordering::Relaxed);
             if head != NONE {
@@ -130,13 +133,45 @@ async fn watchdog(
                 if now >= deadline {
                     return Fired::Idle;
                 }
-                deadline - now
+                (deadline - now).min(check_ms)
             }
         };
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_millis(wait_ms.max(1))) => {}
-            () = activity.head_began.notified() => {}
-        }
+        sleep
+            .as_mut()
+            .reset(tokio::time::Instant::now() + Duration::from_millis(wait_ms.max(1)));
+        sleep.as_mut().await;
+    }
+}
+
+/// A millisecond clock that is read with one atomic load. A background thread advances it every
+/// few milliseconds, so it may lag the real clock by that much.
+mod coarse_clock {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    const TICK: Duration = Duration::from_millis(2);
+
+    static NOW_MS: AtomicU64 = AtomicU64::new(0);
+    static STARTED: OnceLock<Instant> = OnceLock::new();
+
+    pub(super) fn now_ms() -> u64 {
+        STARTED.get_or_init(|| {
+            let start = Instant::now();
+            let spawned = std::thread::Builder::new()
+                .name("gatehouse-clock".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(TICK);
+                        NOW_MS.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start the coarse clock thread; timeouts will not fire");
+            }
+            start
+        });
+        NOW_MS.load(Ordering::Relaxed)
     }
 }
 

@@ -33,9 +33,10 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// over HTTP/2 requires it (RFC 9113 §8.2.2 allows exactly this value).
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let accepts_trailers = headers.get_all(header::TE).iter().any(|value| {
-        value
-            .to_str()
-            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")))
+        value.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        })
     });
     // Names listed in Connection are hop-by-hop too; collect them before removing Connection.
     let listed: Vec<HeaderName> = headers
@@ -77,13 +78,20 @@ impl ClientForwarding {
         };
         let ip = HeaderValue::from_str(&client.to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        Self { ip, element: format!("for={node};proto={proto}"), proto: HeaderValue::from_static(proto) }
+        Self {
+            ip,
+            element: format!("for={node};proto={proto}"),
+            proto: HeaderValue::from_static(proto),
+        }
     }
 }
 
 /// Appends `addition` to a comma-separated header, or sets it when absent or blank.
 fn append_list(headers: &mut HeaderMap, name: HeaderName, addition: &[u8]) {
-    let previous = headers.get(&name).map(HeaderValue::as_bytes).filter(|v| !v.trim_ascii().is_empty());
+    let previous = headers
+        .get(&name)
+        .map(HeaderValue::as_bytes)
+        .filter(|v| !v.trim_ascii().is_empty());
     let mut value = Vec::with_capacity(previous.map_or(0, |p| p.len() + 2) + addition.len());
     if let Some(previous) = previous {
         value.extend_from_slice(previous);
@@ -117,7 +125,9 @@ pub(crate) fn add_forwarded(
     }
 
     let quotable = |h: &&HeaderValue| {
-        h.as_bytes().iter().all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        h.as_bytes()
+            .iter()
+            .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
     };
     let mut element = Vec::with_capacity(client.element.len() + 64);
     element.extend_from_slice(client.element.as_bytes());
@@ -176,7 +186,11 @@ mod tests {
         );
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("spoofed"));
         let host = HeaderValue::from_static("api.example.com");
-        add_forwarded(&mut headers, &ClientForwarding::new("::1".parse().unwrap(), true), Some(&host));
+        add_forwarded(
+            &mut headers,
+            &ClientForwarding::new("::1".parse().unwrap(), true),
+            Some(&host),
+        );
         assert_eq!(headers[X_FORWARDED_FOR], "203.0.113.7, ::1");
         assert_eq!(headers[X_FORWARDED_PROTO], "https");
         assert_eq!(headers[X_FORWARDED_HOST], "api.example.com");
@@ -189,7 +203,11 @@ mod tests {
     #[test]
     fn first_proxy_starts_the_chain() {
         let mut headers = HeaderMap::new();
-        add_forwarded(&mut headers, &ClientForwarding::new("127.0.0.1".parse().unwrap(), false), None);
+        add_forwarded(
+            &mut headers,
+            &ClientForwarding::new("127.0.0.1".parse().unwrap(), false),
+            None,
+        );
         assert_eq!(headers[X_FORWARDED_FOR], "127.0.0.1");
         assert_eq!(headers[header::FORWARDED], "for=127.0.0.1;proto=http");
         assert!(!headers.contains_key(X_FORWARDED_HOST));

@@ -81,11 +81,7 @@ const IDLE_POLL: Duration = Duration::from_millis(10);
 /// Write to the destination once this much is buffered, even if the queue is not yet empty.
 const WRITE_CHUNK: usize = 256 * 1024;
 
-fn run(
-    mut rx: mpsc::Receiver<Arc<Exchange>>,
-    mut out: Box<dyn Write + Send>,
-    errors: &AtomicU64,
-) {
+fn run(mut rx: mpsc::Receiver<Arc<Exchange>>, mut out: Box<dyn Write + Send>, errors: &AtomicU64) {
     let mut buffer = Vec::with_capacity(WRITE_CHUNK + 4096);
     let mut clock = SecondClock::default();
     loop {
@@ -151,9 +147,23 @@ impl SecondClock {
     }
 }
 
-fn millis(d: Duration) -> f64 {
-    // Microsecond resolution is what the timestamps carry.
-    (d.as_micros() as f64) / 1000.0
+/// Writes a duration as milliseconds with microsecond resolution (`12.345`), which is what the
+/// timestamps carry, without going through float formatting.
+fn write_millis(out: &mut Vec<u8>, d: Duration) {
+    let micros = d.as_micros();
+    let mut digits = itoa::Buffer::new();
+    out.extend_from_slice(digits.format(micros / 1000).as_bytes());
+    let fraction = (micros % 1000) as u16;
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (fraction / 100) as u8,
+        b'0' + (fraction / 10 % 10) as u8,
+        b'0' + (fraction % 10) as u8,
+    ]);
+}
+
+fn write_int(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 fn protocol_label(version: http::Version) -> &'static str {
@@ -208,11 +218,9 @@ fn opt_str(out: &mut Vec<u8>, value: Option<&str>) {
     }
 }
 
-fn opt_num(out: &mut Vec<u8>, value: Option<impl std::fmt::Display>) {
+fn opt_int(out: &mut Vec<u8>, value: Option<impl itoa::Integer>) {
     match value {
-        Some(n) => {
-            let _ = write!(out, "{n}");
-        }
+        Some(n) => write_int(out, n),
         None => out.extend_from_slice(b"null"),
     }
 }
@@ -234,20 +242,39 @@ fn write_line(exchange: &Exchange, clock: &mut SecondClock, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"time\":\"");
     clock.format(received, out);
     out.push(b'"');
-    let epoch_ms = received.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default();
-    let _ = write!(out, ",\"requestTimeEpoch\":{epoch_ms}");
-    let kind = match exchange.kind {
-        ExchangeKind::Http => "http",
-        ExchangeKind::WebSocket => "websocket",
-    };
-    let _ = write!(out, ",\"kind\":\"{kind}\",\"ip\":\"{}\"", exchange.client.ip());
+    let epoch_ms = received
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    out.extend_from_slice(b",\"requestTimeEpoch\":");
+    write_int(out, epoch_ms);
+    out.extend_from_slice(match exchange.kind {
+        ExchangeKind::Http => b",\"kind\":\"http\",\"ip\":\"",
+        ExchangeKind::WebSocket => b",\"kind\":\"websocket\",\"ip\":\"",
+    });
+    match exchange.client.ip() {
+        std::net::IpAddr::V4(ip) => {
+            for (i, octet) in ip.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                write_int(out, octet);
+            }
+        }
+        std::net::IpAddr::V6(ip) => {
+            let _ = write!(out, "{ip}");
+        }
+    }
+    out.push(b'"');
     key(out, "method");
     opt_str(out, exchange.method.as_ref().map(http::Method::as_str));
     key(out, "host");
     opt_str(out, header_str(exchange.host.as_ref()));
     key(out, "path");
     json_str(out, &exchange.path);
-    let _ = write!(out, ",\"protocol\":\"{}\"", protocol_label(exchange.protocol));
+    out.extend_from_slice(b",\"protocol\":\"");
+    out.extend_from_slice(protocol_label(exchange.protocol).as_bytes());
+    out.push(b'"');
     key(out, "route");
     opt_str(out, route.map(|r| &*r.resource_path));
     key(out, "api");
@@ -256,18 +283,21 @@ fn write_line(exchange: &Exchange, clock: &mut SecondClock, out: &mut Vec<u8>) {
     opt_str(out, route.map(|r| &*r.api_version));
     key(out, "stage");
     opt_str(out, route.map(|r| &*r.stage));
-    let _ = write!(
-        out,
-        ",\"status\":{},\"bytesIn\":{},\"bytesOut\":{},\"latencyMs\":{}",
-        exchange.status,
-        exchange.bytes_in,
-        exchange.bytes_out,
-        millis(exchange.timing.latency())
-    );
+    out.extend_from_slice(b",\"status\":");
+    write_int(out, exchange.status);
+    out.extend_from_slice(b",\"bytesIn\":");
+    write_int(out, exchange.bytes_in);
+    out.extend_from_slice(b",\"bytesOut\":");
+    write_int(out, exchange.bytes_out);
+    out.extend_from_slice(b",\"latencyMs\":");
+    write_millis(out, exchange.timing.latency());
     key(out, "integrationLatencyMs");
-    opt_num(out, exchange.timing.integration_latency().map(millis));
+    match exchange.timing.integration_latency() {
+        Some(latency) => write_millis(out, latency),
+        None => out.extend_from_slice(b"null"),
+    }
     key(out, "integrationStatus");
-    opt_num(out, exchange.integration.status);
+    opt_int(out, exchange.integration.status);
     key(out, "error");
     opt_str(out, exchange.error.map(|e| e.as_str()));
     key(out, "errorMessage");
@@ -277,12 +307,12 @@ fn write_line(exchange: &Exchange, clock: &mut SecondClock, out: &mut Vec<u8>) {
     key(out, "userAgent");
     opt_str(out, header_str(exchange.user_agent.as_ref()));
     if let Some(ws) = &exchange.websocket {
-        let _ = write!(
-            out,
-            ",\"websocket\":{{\"messagesIn\":{},\"messagesOut\":{},\"closeCode\":",
-            ws.messages_in, ws.messages_out
-        );
-        opt_num(out, ws.close_code);
+        out.extend_from_slice(b",\"websocket\":{\"messagesIn\":");
+        write_int(out, ws.messages_in);
+        out.extend_from_slice(b",\"messagesOut\":");
+        write_int(out, ws.messages_out);
+        out.extend_from_slice(b",\"closeCode\":");
+        opt_int(out, ws.close_code);
         out.extend_from_slice(b",\"closedBy\":");
         opt_str(out, ws.closed_by);
         out.push(b'}');
