@@ -32,6 +32,14 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// `TE: trailers` survives: it is end-to-end in meaning (the client accepts trailers), and gRPC
 /// over HTTP/2 requires it (RFC 9113 §8.2.2 allows exactly this value).
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none of these: one pass over the names (comparisons of standard
+    // header names are cheap) saves hashing every hop-by-hop name into the map to remove it.
+    let any = headers
+        .keys()
+        .any(|name| HOP_BY_HOP.contains(name) || name == header::UPGRADE);
+    if !any {
+        return;
+    }
     let accepts_trailers = headers.get_all(header::TE).iter().any(|value| {
         value.to_str().is_ok_and(|v| {
             v.split(',')
