@@ -17,6 +17,7 @@ use http::Method;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::integration::pool::PoolReturn;
 use crate::record::Recorder;
 use crate::service::STATUS_CLIENT_CLOSED;
 
@@ -162,6 +163,8 @@ pub struct ResponseBody {
     inner: Inner,
     recorder: Option<Recorder>,
     bytes_out: u64,
+    /// The upstream connection this body is read from; back to the pool once it has ended.
+    loan: Option<PoolReturn>,
 }
 
 impl ResponseBody {
@@ -172,6 +175,7 @@ impl ResponseBody {
             inner,
             recorder,
             bytes_out: 0,
+            loan: None,
         }
     }
 
@@ -182,11 +186,19 @@ impl ResponseBody {
     }
 
     /// The upstream's body, streamed through.
-    pub(crate) fn upstream(body: Incoming, recorder: Recorder) -> Self {
+    pub(crate) fn upstream(body: Incoming, recorder: Recorder, loan: Option<PoolReturn>) -> Self {
         Self {
             inner: Inner::Upstream(body),
             recorder: Some(recorder),
             bytes_out: 0,
+            loan,
+        }
+    }
+
+    /// The upstream body ended: its connection may serve another request.
+    fn release_connection(&mut self) {
+        if let Some(loan) = self.loan.take() {
+            loan.release();
         }
     }
 
@@ -244,6 +256,7 @@ impl Body for ResponseBody {
                 Poll::Ready(Some(Err(error)))
             }
             None => {
+                this.release_connection();
                 this.finish(None);
                 Poll::Ready(None)
             }
@@ -269,6 +282,11 @@ impl Body for ResponseBody {
 
 impl Drop for ResponseBody {
     fn drop(&mut self) {
+        // An upstream body that ended (or never had bytes, as for HEAD) leaves its connection
+        // reusable; one dropped mid-way closes it with the loan.
+        if self.is_end_stream() {
+            self.release_connection();
+        }
         let Some(recorder) = &self.recorder else {
             return;
         };

@@ -20,6 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::body::{RequestBody, ResponseBody};
 use crate::error::GatewayError;
 use crate::headers::{X_REQUEST_ID, add_forwarded, remove_hop_by_hop};
+use crate::integration::pool::{Http1Pool, PoolKey};
 use crate::record::Recorder;
 use crate::service::{RequestScope, reply_error};
 
@@ -27,7 +28,7 @@ type Connector = HttpsConnector<HttpConnector>;
 
 /// Pooled upstream clients: one speaking HTTP/1.1, one speaking HTTP/2.
 pub(crate) struct Upstream {
-    http1: Client<Connector, RequestBody>,
+    http1: Arc<Http1Pool>,
     http2: Client<Connector, RequestBody>,
     tls: Arc<rustls::ClientConfig>,
 }
@@ -36,7 +37,7 @@ impl Upstream {
     pub(crate) fn new() -> Result<Self, rustls::Error> {
         let tls = tls_client_config()?;
         Ok(Self {
-            http1: client(Arc::clone(&tls), false),
+            http1: Arc::new(Http1Pool::new(&tls)),
             http2: client(Arc::clone(&tls), true),
             tls,
         })
@@ -131,29 +132,61 @@ pub(crate) async fn forward(
         apply(&integration.request_headers, headers, params, &context);
     }
     let method = parts.method.clone();
-    let original_uri = std::mem::replace(&mut parts.uri, uri);
-    parts.version = if integration.http2 {
-        Version::HTTP_2
-    } else {
-        Version::HTTP_11
-    };
     let (body, upload) = RequestBody::new(body, scope.limits.max_payload_bytes);
     recorder.track_upload(Arc::clone(&upload));
-    let request = Request::from_parts(parts, body);
-
-    let client = if integration.http2 {
-        &scope.gateway.upstream.http2
-    } else {
-        &scope.gateway.upstream.http1
-    };
+    let upstream = &scope.gateway.upstream;
     let started = recorder.elapsed();
     recorder.exchange().timing.integration_start = Some(started);
-    let outcome = tokio::time::timeout(integration.timeout, client.request(request)).await;
+    let (original_uri, outcome) = if integration.http2 {
+        let original_uri = std::mem::replace(&mut parts.uri, uri);
+        parts.version = Version::HTTP_2;
+        let request = Request::from_parts(parts, body);
+        let sent = upstream.http2.request(request);
+        let outcome = tokio::time::timeout(integration.timeout, sent)
+            .await
+            .map(|result| {
+                result
+                    .map(|response| (response, None))
+                    .map_err(|error| SendError {
+                        connect: error.is_connect(),
+                        message: describe(&error),
+                    })
+            });
+        (original_uri, outcome)
+    } else {
+        // The HTTP/1.1 pool sends what it is given: an origin-form target and our own Host.
+        let Some(authority) = uri.authority().cloned() else {
+            return reply_error(recorder, GatewayError::Internal, scope.request_id, None);
+        };
+        let key = PoolKey::new(uri.scheme(), &authority);
+        if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+            parts.headers.insert(header::HOST, host);
+        }
+        let target = uri
+            .path_and_query()
+            .cloned()
+            .map_or_else(|| Uri::from_static("/"), Uri::from);
+        let original_uri = std::mem::replace(&mut parts.uri, target);
+        parts.version = Version::HTTP_11;
+        let request = Request::from_parts(parts, body);
+        let sent = upstream.http1.send(key, request);
+        let outcome = tokio::time::timeout(integration.timeout, sent)
+            .await
+            .map(|result| {
+                result
+                    .map(|(response, loan)| (response, Some(loan)))
+                    .map_err(|error| SendError {
+                        connect: error.is_connect(),
+                        message: error.to_string(),
+                    })
+            });
+        (original_uri, outcome)
+    };
     let answered = recorder.elapsed();
-    let response = match outcome {
-        Ok(Ok(response)) => response,
+    let (response, loan) = match outcome {
+        Ok(Ok(answer)) => answer,
         Ok(Err(error)) => {
-            recorder.exchange().integration.error = Some(describe(&error));
+            recorder.exchange().integration.error = Some(error.message);
             let failure = if upload.limit_exceeded() {
                 GatewayError::PayloadTooLarge
             } else if upload.client_gone() {
@@ -166,7 +199,7 @@ pub(crate) async fn forward(
                 return client_gone(response);
             } else if upload.client_failed() {
                 GatewayError::MalformedRequest
-            } else if error.is_connect() {
+            } else if error.connect {
                 GatewayError::UpstreamConnect
             } else {
                 GatewayError::UpstreamReset
@@ -204,7 +237,13 @@ pub(crate) async fn forward(
             &context,
         );
     }
-    Response::from_parts(parts, ResponseBody::upstream(body, recorder))
+    Response::from_parts(parts, ResponseBody::upstream(body, recorder, loan))
+}
+
+/// An upstream exchange that failed, from either client.
+struct SendError {
+    connect: bool,
+    message: String,
 }
 
 /// The record of a request whose client vanished mid-upload says so; the response is moot.

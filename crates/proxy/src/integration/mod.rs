@@ -3,4 +3,5 @@
 
 pub(crate) mod http;
 pub(crate) mod mock;
+pub(crate) mod pool;
 pub(crate) mod websocket;
