@@ -100,8 +100,33 @@ impl fmt::Display for UpstreamError {
 
 /// Pooled HTTP/1.1 connections to every upstream.
 pub(crate) struct Http1Pool {
-    idle: Mutex<HashMap<PoolKey, Vec<Idle>>>,
+    idle: Mutex<HashMap<PoolKey, Vec<Idle>, BuildFnv>>,
     tls: tokio_rustls::TlsConnector,
+}
+
+/// FNV-1a: the pool is looked up twice per request with short keys from our own config, so
+/// SipHash's flooding resistance buys nothing here and cost 2 % of a request's instructions.
+#[derive(Clone, Copy, Default)]
+struct BuildFnv;
+
+struct Fnv(u64);
+
+impl std::hash::BuildHasher for BuildFnv {
+    type Hasher = Fnv;
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// A connection on loan to one request; returned to the pool when the response body is done.
@@ -126,7 +151,7 @@ impl Http1Pool {
         let mut tls = tls.clone();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         Self {
-            idle: Mutex::new(HashMap::new()),
+            idle: Mutex::new(HashMap::with_hasher(BuildFnv)),
             tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
         }
     }
