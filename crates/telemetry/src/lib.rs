@@ -9,6 +9,7 @@
 mod access_log;
 mod bus;
 mod exchange;
+pub mod metrics;
 mod request_id;
 
 pub use access_log::{AccessLogDestination, AccessLogWriter, access_log_line};
