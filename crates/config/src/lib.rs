@@ -35,7 +35,7 @@ pub use integration::{
 };
 pub use routing::{PathParams, Resolution, Route, RouteTable};
 pub use settings::{
-    AccessLogSettings, AdminSettings, Limits, ListenerSettings, Secret, Settings,
+    AccessLogSettings, AdminSettings, Limits, ListenerSettings, MetricsSettings, Secret, Settings,
     TelemetrySettings, TlsFiles,
 };
 pub use template::{ContextVar, Template, TemplateError};

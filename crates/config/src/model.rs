@@ -22,6 +22,7 @@ const SECTIONS: &[&str] = &[
     "data_dir",
     "access_log",
     "telemetry",
+    "metrics",
     "apis",
 ];
 
@@ -35,6 +36,7 @@ pub(crate) struct FileSpec {
     pub(crate) data_dir: Option<String>,
     pub(crate) access_log: AccessLogSpec,
     pub(crate) telemetry: TelemetrySpec,
+    pub(crate) metrics: MetricsSpec,
     pub(crate) apis: Vec<(usize, ApiDoc)>,
 }
 
@@ -117,6 +119,44 @@ impl Default for TelemetrySpec {
     fn default() -> Self {
         Self {
             bus_capacity: 65_536,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct MetricsSpec {
+    pub(crate) enabled: bool,
+    pub(crate) max_series: usize,
+    pub(crate) retention_days: RetentionSpec,
+}
+
+impl Default for MetricsSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_series: 10_000,
+            retention_days: RetentionSpec::default(),
+        }
+    }
+}
+
+/// Days each resolution is kept, as CloudWatch does: 1-minute points 15 days, 5-minute 63 days,
+/// 1-hour 455 days.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RetentionSpec {
+    pub(crate) minute: u32,
+    pub(crate) five_minutes: u32,
+    pub(crate) hour: u32,
+}
+
+impl Default for RetentionSpec {
+    fn default() -> Self {
+        Self {
+            minute: 15,
+            five_minutes: 63,
+            hour: 455,
         }
     }
 }
@@ -323,6 +363,7 @@ pub(crate) fn decode_file(root: Value, diags: &mut Diagnostics<'_>) -> FileSpec 
             "data_dir" => file.data_dir = decode(value, "data_dir", diags),
             "access_log" => file.access_log = decode_or_default(value, "access_log", diags),
             "telemetry" => file.telemetry = decode_or_default(value, "telemetry", diags),
+            "metrics" => file.metrics = decode_or_default(value, "metrics", diags),
             "apis" => file.apis = decode_list(value, "apis", diags, decode_api).unwrap_or_default(),
             _ => diags.key_error(&key, unknown_field(&key, SECTIONS)),
         }

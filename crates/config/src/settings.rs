@@ -24,6 +24,8 @@ pub struct Settings {
     pub access_log: AccessLogSettings,
     /// Telemetry bus settings.
     pub telemetry: TelemetrySettings,
+    /// Metric aggregation, storage and exposition.
+    pub metrics: MetricsSettings,
 }
 
 /// One data-plane listener.
@@ -110,4 +112,19 @@ pub enum AccessLogSettings {
 pub struct TelemetrySettings {
     /// The queue length per consumer; a full queue drops (and counts) records.
     pub bus_capacity: usize,
+}
+
+/// Metric aggregation, storage and exposition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Whether requests are aggregated into metrics, stored and exposed.
+    pub enabled: bool,
+    /// Distinct dimension sets per minute before new ones fold into an overflow series.
+    pub max_series: usize,
+    /// How long 1-minute points are kept.
+    pub retention_minute: std::time::Duration,
+    /// How long 5-minute rollups are kept.
+    pub retention_five_minutes: std::time::Duration,
+    /// How long 1-hour rollups are kept.
+    pub retention_hour: std::time::Duration,
 }

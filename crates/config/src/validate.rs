@@ -14,7 +14,7 @@ use crate::model::{
     AccessLogSpec, DEFAULT_ADMIN_BIND, DEFAULT_LISTENER_BIND, Destination, FileSpec, LimitsSpec,
 };
 use crate::settings::{
-    AccessLogSettings, AdminSettings, Limits, ListenerSettings, Secret, Settings,
+    AccessLogSettings, AdminSettings, Limits, ListenerSettings, MetricsSettings, Secret, Settings,
     TelemetrySettings, TlsFiles,
 };
 
@@ -63,6 +63,24 @@ pub(crate) fn settings(file: &FileSpec, base_dir: &Path, diags: &mut Diagnostics
     if file.telemetry.bus_capacity == 0 {
         diags.error("telemetry.bus_capacity", "must be at least 1");
     }
+    let metrics = &file.metrics;
+    if metrics.max_series == 0 {
+        diags.error("metrics.max_series", "must be at least 1");
+    }
+    let retention = &metrics.retention_days;
+    for (field, days) in [
+        ("metrics.retention_days.minute", retention.minute),
+        (
+            "metrics.retention_days.five_minutes",
+            retention.five_minutes,
+        ),
+        ("metrics.retention_days.hour", retention.hour),
+    ] {
+        if days == 0 {
+            diags.error(field, "must be at least 1 day");
+        }
+    }
+    let days = |n: u32| std::time::Duration::from_secs(u64::from(n) * 86_400);
     Settings {
         listeners,
         limits: limits(&file.limits, diags),
@@ -71,6 +89,13 @@ pub(crate) fn settings(file: &FileSpec, base_dir: &Path, diags: &mut Diagnostics
         access_log: access_log(&file.access_log, base_dir, diags),
         telemetry: TelemetrySettings {
             bus_capacity: file.telemetry.bus_capacity,
+        },
+        metrics: MetricsSettings {
+            enabled: metrics.enabled,
+            max_series: metrics.max_series,
+            retention_minute: days(retention.minute),
+            retention_five_minutes: days(retention.five_minutes),
+            retention_hour: days(retention.hour),
         },
     }
 }
