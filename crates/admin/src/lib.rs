@@ -25,14 +25,61 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// A boxed future borrowed from the controller.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A metrics query as the admin API receives it (query string of `GET /admin/metrics/query`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsQuery {
+    pub metric: String,
+    pub api: Option<String>,
+    pub stage: Option<String>,
+    pub route: Option<String>,
+    pub method: Option<String>,
+    /// `Sum`, `Average`, `Minimum`, `Maximum`, `SampleCount` or `pNN`.
+    pub stat: Option<String>,
+    /// Seconds, a multiple of 60.
+    pub period: Option<u32>,
+    /// Unix seconds or RFC 3339.
+    pub start: Option<String>,
+    pub end: Option<String>,
+    /// A duration back from now (`15m`, `1h`, `2d`), instead of `start`.
+    pub since: Option<String>,
+}
+
+/// Why a query endpoint could not answer.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The request is wrong; the message says how (400).
+    BadRequest(String),
+    /// The feature is off or its backend failed (503).
+    Unavailable(String),
+}
+
 /// What the admin API asks of the running gateway.
 pub trait Control: Send + Sync + 'static {
     /// Reloads the configuration. `Ok` carries a JSON summary of the new config, `Err` the
     /// validation errors, one per entry.
-    fn reload(&self) -> Pin<Box<dyn Future<Output = Result<Value, Vec<String>>> + Send + '_>>;
+    fn reload(&self) -> BoxFuture<'_, Result<Value, Vec<String>>>;
 
     /// A JSON snapshot of the gateway's state.
     fn status(&self) -> Value;
+
+    /// The Prometheus exposition, or `None` when metrics are disabled.
+    fn prometheus(&self) -> Option<String> {
+        None
+    }
+
+    /// Answers a metrics query with its data points.
+    fn query_metrics(&self, _query: MetricsQuery) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async { Err(ApiError::Unavailable("metrics are disabled".into())) })
+    }
+
+    /// Lists the metrics and dimension sets with data since `since_unix`.
+    fn list_metrics(&self, _since_unix: Option<String>) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async { Err(ApiError::Unavailable("metrics are disabled".into())) })
+    }
 }
 
 #[derive(Clone)]
@@ -50,6 +97,9 @@ pub fn router(control: Arc<dyn Control>, token: &str) -> Router {
     let protected = Router::new()
         .route("/admin/status", get(status))
         .route("/admin/reload", post(reload))
+        .route("/metrics", get(prometheus))
+        .route("/admin/metrics", get(list_metrics))
+        .route("/admin/metrics/query", get(query_metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -110,6 +160,62 @@ async fn status(State(state): State<AppState>) -> axum::Json<Value> {
     axum::Json(state.control.status())
 }
 
+/// The content type of the Prometheus text format this endpoint serves.
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+async fn prometheus(State(state): State<AppState>) -> Response {
+    match state.control.prometheus() {
+        Some(text) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(PROMETHEUS_CONTENT_TYPE),
+            )],
+            text,
+        )
+            .into_response(),
+        None => api_error(ApiError::Unavailable(
+            "metrics are disabled in the config".into(),
+        )),
+    }
+}
+
+fn api_error(error: ApiError) -> Response {
+    let (status, message) = match error {
+        ApiError::BadRequest(message) => (StatusCode::BAD_REQUEST, message),
+        ApiError::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, message),
+    };
+    (status, axum::Json(json!({ "message": message }))).into_response()
+}
+
+async fn query_metrics(
+    State(state): State<AppState>,
+    query: Result<axum::extract::Query<MetricsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let query = match query {
+        Ok(axum::extract::Query(query)) => query,
+        Err(rejection) => return api_error(ApiError::BadRequest(rejection.body_text())),
+    };
+    match state.control.query_metrics(query).await {
+        Ok(value) => axum::Json(value).into_response(),
+        Err(error) => api_error(error),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    since: Option<String>,
+}
+
+async fn list_metrics(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<ListQuery>,
+) -> Response {
+    match state.control.list_metrics(query.since).await {
+        Ok(value) => axum::Json(value).into_response(),
+        Err(error) => api_error(error),
+    }
+}
+
 async fn reload(State(state): State<AppState>) -> Response {
     match state.control.reload().await {
         Ok(summary) => (StatusCode::OK, axum::Json(json!({ "status": "reloaded", "config": summary }))).into_response(),
@@ -132,7 +238,7 @@ mod tests {
     }
 
     impl Control for Fake {
-        fn reload(&self) -> Pin<Box<dyn Future<Output = Result<Value, Vec<String>>> + Send + '_>> {
+        fn reload(&self) -> BoxFuture<'_, Result<Value, Vec<String>>> {
             self.reloads.fetch_add(1, Ordering::SeqCst);
             let fail = self.fail;
             Box::pin(async move {
@@ -145,6 +251,19 @@ mod tests {
         }
         fn status(&self) -> Value {
             json!({"ok": true})
+        }
+
+        fn prometheus(&self) -> Option<String> {
+            Some("# TYPE up gauge\nup 1\n".into())
+        }
+
+        fn query_metrics(&self, query: MetricsQuery) -> BoxFuture<'_, Result<Value, ApiError>> {
+            Box::pin(async move {
+                if query.metric == "Nope" {
+                    return Err(ApiError::BadRequest("unknown metric 'Nope'".into()));
+                }
+                Ok(json!({"metric": query.metric, "api": query.api, "period": query.period}))
+            })
         }
     }
 
@@ -211,6 +330,65 @@ mod tests {
         assert_eq!(response.status(), 400);
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["errors"][0], "gateway.yaml:3:5: apis[0].name: bad");
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn metrics_endpoints_need_the_token_and_answer_in_their_formats() {
+        let (base, _fake, shutdown) = start(false).await;
+        let client = reqwest::Client::new();
+        assert_eq!(
+            client
+                .get(format!("{base}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+        let response = client
+            .get(format!("{base}/metrics"))
+            .bearer_auth("s3cret-token-0123456789")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["content-type"], PROMETHEUS_CONTENT_TYPE);
+        assert_eq!(response.text().await.unwrap(), "# TYPE up gauge\nup 1\n");
+
+        let query = |q: &str| {
+            client
+                .get(format!("{base}/admin/metrics/query?{q}"))
+                .bearer_auth("s3cret-token-0123456789")
+                .send()
+        };
+        let ok: Value = query("metric=Latency&api=pets&period=300")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            ok,
+            json!({"metric": "Latency", "api": "pets", "period": 300})
+        );
+        assert_eq!(query("metric=Nope").await.unwrap().status(), 400);
+        assert_eq!(
+            query("api=pets").await.unwrap().status(),
+            400,
+            "metric is required"
+        );
+        assert_eq!(
+            query("metric=Count&colour=red").await.unwrap().status(),
+            400,
+            "unknown parameter"
+        );
+        let listed = client
+            .get(format!("{base}/admin/metrics"))
+            .bearer_auth("s3cret-token-0123456789")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.status(), 503, "the default answer is 'disabled'");
         shutdown.cancel();
     }
 
