@@ -274,7 +274,9 @@ async fn closing_upstream() -> (String, std::sync::Arc<std::sync::atomic::Atomic
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let accepted = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&accepted);
