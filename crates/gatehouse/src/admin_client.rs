@@ -9,7 +9,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
-async fn call(method: Method, base: &str, path: &str, token: &str) -> anyhow::Result<(u16, Value)> {
+pub(crate) async fn call(
+    method: Method,
+    base: &str,
+    path: &str,
+    token: &str,
+) -> anyhow::Result<(u16, Value)> {
     let url = format!("{}{path}", base.trim_end_matches('/'));
     let request = Request::builder()
         .method(method)

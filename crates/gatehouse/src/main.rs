@@ -4,6 +4,7 @@
 mod admin_client;
 mod demo;
 mod logging;
+mod metrics_cli;
 mod serve;
 
 use std::path::PathBuf;
@@ -85,6 +86,70 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Query a running gateway's metrics.
+    Metrics {
+        #[command(subcommand)]
+        command: Box<MetricsCommand>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum MetricsCommand {
+    /// List the metrics and dimension sets that have data.
+    List {
+        /// How far back to look, e.g. 15m, 1h, 2d.
+        #[arg(long, default_value = "1h")]
+        since: String,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Print one metric's data points over time.
+    Query {
+        /// Count, 4XXError, 5XXError, Latency, IntegrationLatency, BytesIn, BytesOut, ...
+        metric: String,
+        /// Only this api (by name).
+        #[arg(long)]
+        api: Option<String>,
+        /// Only this stage (needs --api).
+        #[arg(long)]
+        stage: Option<String>,
+        /// A route template as in the config, e.g. /pets/{id}.
+        #[arg(long)]
+        route: Option<String>,
+        /// Only this method (with --route), e.g. GET.
+        #[arg(long)]
+        method: Option<String>,
+        /// Sum, Average, Minimum, Maximum, SampleCount or pNN (default: Sum for counts, Average otherwise).
+        #[arg(long)]
+        stat: Option<String>,
+        /// Seconds per data point, a multiple of 60.
+        #[arg(long, default_value_t = 60)]
+        period: u32,
+        /// How far back to look, e.g. 15m, 1h, 2d (ignored with --start).
+        #[arg(long, default_value = "1h")]
+        since: String,
+        /// Start time: Unix seconds or RFC 3339.
+        #[arg(long)]
+        start: Option<String>,
+        /// End time: Unix seconds or RFC 3339 (default now).
+        #[arg(long)]
+        end: Option<String>,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+/// How the CLI prints query results.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Output {
+    /// Aligned columns with a sparkline.
+    Table,
+    /// The admin API's JSON.
+    Json,
+    /// Only the sparkline.
+    Spark,
 }
 
 /// How to reach a running gateway's admin API.
@@ -98,8 +163,23 @@ struct AdminArgs {
     )]
     url: String,
     /// The admin token.
-    #[arg(long, env = "GATEHOUSE_ADMIN_TOKEN", hide_env_values = true)]
-    token: String,
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+}
+
+impl AdminArgs {
+    fn token(&self) -> anyhow::Result<String> {
+        self.token.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "the admin API needs a token: pass --token or set GATEHOUSE_ADMIN_TOKEN"
+            )
+        })
+    }
 }
 
 /// Parses `250ms`, `30s`, `2m`, `1h`, or a bare number of seconds.
@@ -154,8 +234,11 @@ fn main() -> ExitCode {
                 shutdown_grace,
             } => serve::run(serve::Source::File(config), shutdown_grace).await,
             Command::Demo { port, admin_port } => demo::run(port, admin_port).await,
-            Command::Reload { admin } => admin_client::reload(&admin.url, &admin.token).await,
-            Command::Status { admin } => admin_client::status(&admin.url, &admin.token).await,
+            Command::Reload { admin } => admin_client::reload(&admin.url, &admin.token()?).await,
+            Command::Status { admin } => admin_client::status(&admin.url, &admin.token()?).await,
+            Command::Metrics { command, admin } => {
+                metrics_cli::run(*command, &admin.url, &admin.token()?).await
+            }
             Command::Validate { .. } => unreachable!("handled above"),
         }
     });
