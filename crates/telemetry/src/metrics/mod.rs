@@ -1,9 +1,23 @@
-//! Metrics: statistic sets with mergeable latency sketches, and their dimensions.
+//! Metrics: statistic sets with mergeable latency sketches, and their dimensions; the consumer
+//! that aggregates exchanges into minute buckets and the Prometheus exposition.
 
+mod aggregate;
+mod clock;
+mod consumer;
 mod dimensions;
+mod names;
+mod prometheus;
 mod stat;
 mod statistic;
+#[cfg(test)]
+mod test_support;
 
+pub use aggregate::MetricPoint;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use consumer::{MetricSink, MetricsAggregator, MetricsConfig, MetricsHandle, MetricsStats};
 pub use dimensions::Dimensions;
+pub use names::{Metric, OVERFLOW_API, prometheus as prometheus_names};
+pub use prometheus::{PROMETHEUS_CONTENT_TYPE, register_bus_drops};
+pub use prometheus_client;
 pub use stat::{Statistic, UnknownStatistic};
 pub use statistic::{DecodeError, SKETCH_RELATIVE_ACCURACY, StatisticSet};

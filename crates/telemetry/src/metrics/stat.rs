@@ -38,7 +38,9 @@ impl Statistic {
 
 /// Why a statistic name was not understood.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown statistic '{0}': use Sum, Average, Minimum, Maximum, SampleCount or pNN (p50, p99, p99.9)")]
+#[error(
+    "unknown statistic '{0}': use Sum, Average, Minimum, Maximum, SampleCount or pNN (p50, p99, p99.9)"
+)]
 pub struct UnknownStatistic(String);
 
 impl FromStr for Statistic {
@@ -53,7 +55,11 @@ impl FromStr for Statistic {
             "maximum" | "max" => Self::Maximum,
             "samplecount" | "count" => Self::SampleCount,
             other => {
-                let p: f64 = other.strip_prefix('p').ok_or_else(unknown)?.parse().map_err(|_| unknown())?;
+                let p: f64 = other
+                    .strip_prefix('p')
+                    .ok_or_else(unknown)?
+                    .parse()
+                    .map_err(|_| unknown())?;
                 if !(p > 0.0 && p < 100.0) {
                     return Err(unknown());
                 }

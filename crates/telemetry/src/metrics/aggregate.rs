@@ -1,0 +1,272 @@
+//! The minute buckets: CloudWatch-style statistic sets per metric and dimension set, for one
+//! minute of wall-clock time each.
+//!
+//! A record lands in the bucket of the minute its request arrived in (`timing.received_at`),
+//! whatever the time it is published. Each record counts in the all-traffic series and, when a
+//! route served it, in `{api}`, `{api, stage}`, `{api, stage, route, method}` and, for canary
+//! traffic, `{api, stage, canary=true}`. This type is pure (no thread, no clock); the consumer
+//! drives it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::clock::{minute_start, unix_seconds};
+use super::names::{MethodLabels, Metric, OVERFLOW_API};
+use super::{Dimensions, StatisticSet};
+use crate::{Decision, Exchange, ExchangeKind};
+
+/// One point handed to a [`MetricSink`](super::MetricSink): the metric's name, its dimensions and
+/// the statistic set of one minute.
+pub type MetricPoint = (String, Dimensions, StatisticSet);
+
+/// The samples one record adds to each of its series; `None` where the metric does not apply.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Samples([Option<f64>; Metric::ALL.len()]);
+
+impl Samples {
+    pub(crate) fn of(exchange: &Exchange) -> Self {
+        let mut samples = Self::default();
+        let timing = &exchange.timing;
+        match exchange.kind {
+            ExchangeKind::Http => {
+                let status = exchange.status;
+                samples.set(Metric::Count, 1.0);
+                samples.set(Metric::Error4xx, flag((400..500).contains(&status)));
+                // Statuses outside 100–599 are a gateway bug; count them where they are seen.
+                samples.set(Metric::Error5xx, flag(!(100..500).contains(&status)));
+                samples.set(Metric::Latency, millis(timing.latency()));
+                if let Some(integration) = timing.integration_latency() {
+                    samples.set(Metric::IntegrationLatency, millis(integration));
+                }
+            }
+            ExchangeKind::WebSocket => {
+                let messages = exchange
+                    .websocket
+                    .as_ref()
+                    .map_or(0, |ws| ws.messages_in + ws.messages_out);
+                samples.set(Metric::ConnectCount, 1.0);
+                samples.set(Metric::MessageCount, messages as f64);
+                samples.set(Metric::ConnectionDuration, millis(timing.latency()));
+            }
+        }
+        samples.set(Metric::BytesIn, exchange.bytes_in as f64);
+        samples.set(Metric::BytesOut, exchange.bytes_out as f64);
+        let decisions = &exchange.decisions;
+        if let Some(throttle) = &decisions.throttle {
+            samples.set(Metric::ThrottleCount, flag(is_rejection(throttle)));
+        }
+        if let Some(waf) = &decisions.waf {
+            samples.set(Metric::WafBlockedCount, flag(is_rejection(waf)));
+        }
+        if let Some(cache) = &decisions.cache {
+            samples.set(Metric::CacheHitCount, flag(*cache == Decision::Hit));
+            samples.set(Metric::CacheMissCount, flag(*cache == Decision::Miss));
+        }
+        samples
+    }
+
+    fn set(&mut self, metric: Metric, value: f64) {
+        self.0[metric.index()] = Some(value);
+    }
+
+    pub(crate) fn get(&self, metric: Metric) -> Option<f64> {
+        self.0[metric.index()]
+    }
+}
+
+fn flag(condition: bool) -> f64 {
+    if condition { 1.0 } else { 0.0 }
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn is_rejection(decision: &Decision) -> bool {
+    matches!(decision, Decision::Rejected { .. })
+}
+
+/// The statistic sets of one dimension set in one minute, indexed like [`Metric::ALL`].
+struct Series([Option<StatisticSet>; Metric::ALL.len()]);
+
+impl Series {
+    fn new() -> Self {
+        Self(std::array::from_fn(|_| None))
+    }
+
+    fn add(&mut self, samples: &Samples) {
+        for (metric, slot) in Metric::ALL.into_iter().zip(&mut self.0) {
+            let Some(value) = samples.get(metric) else {
+                continue;
+            };
+            slot.get_or_insert_with(|| {
+                if metric.is_distribution() {
+                    StatisticSet::distribution()
+                } else {
+                    StatisticSet::counter()
+                }
+            })
+            .add(value);
+        }
+    }
+}
+
+/// One minute of series.
+#[derive(Default)]
+struct Bucket {
+    series: HashMap<Dimensions, Series>,
+    /// Series subject to the cap: all but the all-traffic and overflow series.
+    capped_series: usize,
+}
+
+impl Bucket {
+    fn add(&mut self, dimensions: Dimensions, samples: &Samples) {
+        self.series
+            .entry(dimensions)
+            .or_insert_with(Series::new)
+            .add(samples);
+    }
+
+    /// Adds to an existing series, or to a new one while fewer than `max_series` exist; `false`
+    /// when the cap refused a new series.
+    fn add_capped(&mut self, dimensions: Dimensions, samples: &Samples, max_series: usize) -> bool {
+        if let Some(series) = self.series.get_mut(&dimensions) {
+            series.add(samples);
+            return true;
+        }
+        if self.capped_series >= max_series {
+            return false;
+        }
+        self.capped_series += 1;
+        self.add(dimensions, samples);
+        true
+    }
+
+    /// The points of this minute, ordered by dimensions, then metric.
+    fn into_points(self) -> Vec<MetricPoint> {
+        let mut series: Vec<_> = self.series.into_iter().collect();
+        series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut points = Vec::new();
+        for (dimensions, Series(sets)) in series {
+            for (metric, set) in Metric::ALL.into_iter().zip(sets) {
+                if let Some(set) = set {
+                    points.push((metric.name().to_owned(), dimensions.clone(), set));
+                }
+            }
+        }
+        points
+    }
+}
+
+/// What recording one exchange did, for the consumer's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Recorded {
+    /// At least one of its dimension sets was over the cap, so it went to the overflow series.
+    pub(crate) folded: bool,
+    /// Its minute had already been handed to the sink; it starts a fresh bucket for that minute.
+    pub(crate) late: bool,
+}
+
+/// Open minute buckets, keyed by the minute's start (unix seconds).
+pub(crate) struct MinuteAggregator {
+    max_series: usize,
+    grace_secs: i64,
+    buckets: BTreeMap<i64, Bucket>,
+    /// The newest minute handed to the sink so far.
+    closed_through: Option<i64>,
+    methods: MethodLabels,
+    overflow: Dimensions,
+}
+
+impl MinuteAggregator {
+    pub(crate) fn new(max_series: usize, grace: Duration) -> Self {
+        let grace_secs = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
+        Self {
+            max_series,
+            grace_secs: i64::try_from(grace_secs).unwrap_or(i64::MAX / 2),
+            buckets: BTreeMap::new(),
+            closed_through: None,
+            methods: MethodLabels::new(),
+            overflow: Dimensions {
+                api: Some(Arc::from(OVERFLOW_API)),
+                ..Dimensions::default()
+            },
+        }
+    }
+
+    pub(crate) fn record(&mut self, exchange: &Exchange) -> Recorded {
+        let minute = minute_start(unix_seconds(exchange.timing.received_at));
+        let late = self.closed_through.is_some_and(|closed| minute <= closed);
+        let samples = Samples::of(exchange);
+        let bucket = self.buckets.entry(minute).or_default();
+        bucket.add(Dimensions::default(), &samples);
+        let Some(route) = &exchange.route else {
+            return Recorded {
+                folded: false,
+                late,
+            };
+        };
+        let api = Some(Arc::clone(&route.api));
+        let stage = Some(Arc::clone(&route.stage));
+        let mut sets = vec![
+            Dimensions {
+                api: api.clone(),
+                ..Dimensions::default()
+            },
+            Dimensions {
+                api: api.clone(),
+                stage: stage.clone(),
+                ..Dimensions::default()
+            },
+            Dimensions {
+                api: api.clone(),
+                stage: stage.clone(),
+                route: Some(Arc::clone(&route.resource_path)),
+                method: Some(self.methods.label(exchange.method.as_ref())),
+                canary: None,
+            },
+        ];
+        if exchange.canary {
+            sets.push(Dimensions {
+                api,
+                stage,
+                canary: Some(true),
+                ..Dimensions::default()
+            });
+        }
+        let mut folded = false;
+        for dimensions in sets {
+            folded |= !bucket.add_capped(dimensions, &samples, self.max_series);
+        }
+        // A record folds into the overflow series once, however many of its sets were refused.
+        if folded {
+            bucket.add(self.overflow.clone(), &samples);
+        }
+        Recorded { folded, late }
+    }
+
+    /// Closes and returns, oldest first, every bucket whose minute ended at least the grace
+    /// period before `now_unix`.
+    pub(crate) fn take_due(&mut self, now_unix: i64) -> Vec<(i64, Vec<MetricPoint>)> {
+        let mut due = Vec::new();
+        while let Some(entry) = self.buckets.first_entry() {
+            if entry.key().saturating_add(60 + self.grace_secs) > now_unix {
+                break;
+            }
+            let (minute, bucket) = entry.remove_entry();
+            due.push((minute, bucket.into_points()));
+            self.closed_through = self.closed_through.max(Some(minute));
+        }
+        due
+    }
+
+    /// Closes and returns every open bucket, oldest first (on shutdown).
+    pub(crate) fn take_all(&mut self) -> Vec<(i64, Vec<MetricPoint>)> {
+        self.take_due(i64::MAX)
+    }
+}
+
+#[cfg(test)]
+#[path = "aggregate_tests.rs"]
+mod tests;
