@@ -1,0 +1,222 @@
+//! The embedded store: one SQLite database (bundled, WAL mode) in the data directory, written by
+//! one writer thread in batches and read through separate connections.
+//!
+//! It holds metric rollups first: 1-minute statistic sets merged at write time into 5-minute and
+//! 1-hour rows, each resolution with its own retention. Logs, traces, alarm history and the audit
+//! chain join later as new migrations (`schema.rs`) and new kinds of write op (`writer.rs`) on
+//! the same thread and batches.
+//!
+//! **Architecture invariant:** submitting data never blocks. [`MetricWriter::submit`] offers a
+//! batch to a bounded queue and drops (and counts) it when the queue is full; SQLite is only ever
+//! touched on the writer thread and by [`Store`]'s blocking query methods, which async callers run
+//! with `spawn_blocking`.
+
+mod config;
+mod error;
+mod metrics;
+mod pool;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use gatehouse_telemetry::metrics::Dimensions;
+
+pub use config::{Retention, StoreConfig};
+pub use error::StoreError;
+pub use metrics::{MetricDatapoint, MetricQuery, MetricWriter};
+
+use pool::ReaderPool;
+use writer::{WriteOp, WriterQueue};
+
+/// The name of the database file inside the data directory.
+pub const DATABASE_FILE: &str = "gatehouse.db";
+
+/// The writer's counters since the store was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Transactions committed by the writer.
+    pub batches_committed: u64,
+    /// Submitted points committed to the database.
+    pub points_written: u64,
+    /// Submitted points lost: the queue was full, the store was closed, or their batch failed.
+    pub points_dropped: u64,
+    /// Failed commits and retention sweeps, and stored rows replaced because they were unreadable.
+    pub write_errors: u64,
+}
+
+/// A handle on the open store. Cloning is cheap; all clones share the writer thread, which stops
+/// when [`Store::close`] is called or the last clone is dropped.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    retention: Retention,
+    queue: WriterQueue,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    readers: ReaderPool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the data directory and its database, brings the schema up to
+    /// date and starts the writer thread, whose first job is a retention sweep.
+    pub fn open(config: StoreConfig) -> Result<Store, StoreError> {
+        Self::open_with_capacity(config, writer::QUEUE_CAPACITY)
+    }
+
+    fn open_with_capacity(config: StoreConfig, capacity: usize) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(&config.dir).map_err(|source| StoreError::CreateDir {
+            dir: config.dir.clone(),
+            source,
+        })?;
+        let path = config.dir.join(DATABASE_FILE);
+        let conn = schema::open_writer(&path)?;
+        let (queue, thread) = writer::spawn(conn, config.retention, capacity)?;
+        tracing::info!(path = %path.display(), "store opened");
+        Ok(Store {
+            inner: Arc::new(Inner {
+                readers: ReaderPool::new(path.clone()),
+                path,
+                retention: config.retention,
+                queue,
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// A handle for submitting metric minutes; cheap to create and to clone.
+    pub fn metrics_writer(&self) -> MetricWriter {
+        MetricWriter::new(self.inner.queue.clone())
+    }
+
+    /// Reads one series in buckets of `query.period_secs`. Blocking: async callers use
+    /// `spawn_blocking`.
+    pub fn query_metrics(&self, query: &MetricQuery) -> Result<Vec<MetricDatapoint>, StoreError> {
+        let now = writer::unix_now();
+        self.inner
+            .readers
+            .with(|conn| metrics::query(conn, query, &self.inner.retention, now))
+    }
+
+    /// The series with data at or after `since_unix`, ordered by metric and dimensions. Blocking.
+    pub fn list_series(&self, since_unix: i64) -> Result<Vec<(String, Dimensions)>, StoreError> {
+        self.inner
+            .readers
+            .with(|conn| metrics::list_series(conn, since_unix))
+    }
+
+    /// Blocks until everything submitted before the call is committed. Reports the first failed
+    /// commit since the previous flush, if any.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.inner.queue.call(WriteOp::Flush)
+    }
+
+    /// Commits what is queued and stops the writer thread. Other clones of this store can still
+    /// query, but their submits are dropped from then on.
+    pub fn close(self) {
+        self.inner.shutdown();
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> StoreStats {
+        self.inner.queue.counters().snapshot()
+    }
+
+    /// Pauses the writer until the returned sender is dropped (tests of a full queue).
+    #[cfg(test)]
+    fn pause_writer(&self) -> std::sync::mpsc::SyncSender<()> {
+        self.inner.queue.pause()
+    }
+}
+
+impl Inner {
+    fn shutdown(&self) {
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(thread) = thread else {
+            return;
+        };
+        if let Err(error) = self.queue.call(WriteOp::Shutdown) {
+            tracing::warn!(%error, "store closed with a failed write");
+        }
+        if thread.join().is_err() {
+            tracing::error!("the store's writer thread panicked");
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gatehouse_telemetry::metrics::StatisticSet;
+
+    use super::*;
+
+    fn points(n: usize) -> Vec<(String, Dimensions, StatisticSet)> {
+        let mut stats = StatisticSet::counter();
+        stats.add(1.0);
+        vec![("Count".to_owned(), Dimensions::default(), stats); n]
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with_capacity(StoreConfig::new(dir.path()), 4).unwrap();
+        let writer = store.metrics_writer();
+        let resume = store.pause_writer();
+        for minute in 0..4 {
+            assert!(writer.submit(minute * 60, points(2)), "minute {minute}");
+        }
+        let started = std::time::Instant::now();
+        assert!(!writer.submit(240, points(3)));
+        assert!(!writer.submit(300, points(5)));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(store.stats().points_dropped, 8);
+        drop(resume);
+        store.flush().unwrap();
+        let stats = store.stats();
+        assert_eq!((stats.points_written, stats.points_dropped), (8, 8));
+        assert_eq!(stats.write_errors, 0);
+    }
+
+    #[test]
+    fn submits_after_close_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        let writer = store.metrics_writer();
+        let stats_handle = store.clone();
+        store.close();
+        assert!(!writer.submit(0, points(2)));
+        assert_eq!(stats_handle.stats().points_dropped, 2);
+        assert!(matches!(
+            stats_handle.flush(),
+            Err(StoreError::WriterStopped)
+        ));
+    }
+}

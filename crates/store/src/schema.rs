@@ -1,0 +1,138 @@
+//! The database schema and how connections are opened.
+//!
+//! The schema version is SQLite's `PRAGMA user_version`: migration `i` of [`MIGRATIONS`] takes the
+//! database from version `i` to `i + 1`, in its own transaction. Migrations are only ever appended;
+//! later issues add `log_events`, `spans`, `alarm_history` and `audit` as new entries. A database
+//! written by a newer build (a higher version than we know) is refused rather than guessed at.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::StoreError;
+
+/// The migrations, in order. Never edit an entry that has shipped; append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: metric series and their data points at every resolution.
+    //
+    // `series` is generic on purpose: a metric name plus the canonical text of its dimensions
+    // (`Dimensions::canonical`); `last_seen` is the newest period start written for it, so
+    // listing recent series and expiring dead ones need not scan the points.
+    //
+    // `metric_points` holds one encoded `StatisticSet` per (resolution, series, period start);
+    // rollups are produced by merging these sets, so percentiles come from merged sketches. The
+    // time index serves the retention sweep, which deletes by resolution and age.
+    "CREATE TABLE series (
+         id INTEGER PRIMARY KEY,
+         metric TEXT NOT NULL,
+         dims TEXT NOT NULL,
+         last_seen INTEGER NOT NULL,
+         UNIQUE (metric, dims)
+     );
+     CREATE INDEX series_by_last_seen ON series (last_seen);
+     CREATE TABLE metric_points (
+         resolution_secs INTEGER NOT NULL,
+         series_id INTEGER NOT NULL,
+         ts INTEGER NOT NULL,
+         stats BLOB NOT NULL,
+         PRIMARY KEY (resolution_secs, series_id, ts)
+     ) WITHOUT ROWID;
+     CREATE INDEX metric_points_by_age ON metric_points (resolution_secs, ts);",
+];
+
+/// The schema version this build writes.
+pub(crate) const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// How long a connection waits for a lock held by another before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens the connection the writer thread owns: WAL, `synchronous=NORMAL` (a crash may lose the
+/// last commits but never corrupts the database), and the schema brought up to date.
+pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let open_err = |source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let mut conn = Connection::open(path).map_err(open_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+    // `journal_mode` answers with the mode in effect; anything but WAL means the file system
+    // refused it, and readers would then block the writer.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(open_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(path = %path.display(), mode, "the store could not switch to WAL mode");
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(open_err)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection for queries. Readers never block the writer in WAL mode.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let open_err = |source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let found: u32 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(|source| StoreError::Migrate { version: 0, source })?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (version, sql) in (1..).zip(MIGRATIONS).skip(found as usize) {
+        let err = |source| StoreError::Migrate { version, source };
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute_batch(sql).map_err(err)?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+        tracing::info!(version, "store schema migrated");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_bring_a_new_database_to_the_current_version_and_are_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(open_writer(&path).unwrap());
+        let conn = open_writer(&path).unwrap();
+        let version: u32 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn a_database_from_a_newer_build_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = open_writer(&path).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(conn);
+        let err = open_writer(&path).unwrap_err();
+        assert!(matches!(err, StoreError::NewerSchema { .. }), "{err}");
+    }
+}
