@@ -30,12 +30,18 @@ pub(crate) async fn run(port: u16, admin_port: u16) -> anyhow::Result<()> {
         .await
         .context("starting the sample backend")?;
     let token = random_token()?;
+    // Metrics persist across demo runs, but outside the current directory.
+    let data_dir = std::env::var_os("GATEHOUSE_DATA_DIR").map_or_else(
+        || std::env::temp_dir().join("gatehouse-demo"),
+        std::path::PathBuf::from,
+    );
     let env = HashMap::from([
         ("GATEHOUSE_PORT".to_owned(), port.to_string()),
         ("GATEHOUSE_ADMIN_PORT".to_owned(), admin_port.to_string()),
         ("GATEHOUSE_ADMIN_TOKEN".to_owned(), token.clone()),
         ("DEMO_BACKEND_URL".to_owned(), format!("http://{backend}")),
         ("DEMO_WS_URL".to_owned(), format!("ws://{backend}")),
+        ("DEMO_DATA_DIR".to_owned(), data_dir.display().to_string()),
     ]);
     let source = Source::Embedded {
         name: "demo.yaml",
@@ -70,8 +76,12 @@ pub(crate) async fn run(port: u16, admin_port: u16) -> anyhow::Result<()> {
          websocat ws://{addr}/prod/petstore/chat             # WebSocket echo, if you have websocat\n\n\
          Admin API ({admin}), token for this run: {token}\n  \
          curl -H 'Authorization: Bearer {token}' {admin}/admin/status\n\n\
+         Metrics: curl -H 'Authorization: Bearer {token}' {admin}/metrics\n  \
+         or, after a minute: GATEHOUSE_ADMIN_URL={admin} GATEHOUSE_ADMIN_TOKEN={token} gatehouse metrics query Count\n  \
+         (stored in {data})\n\n\
          Access log lines follow on stdout, one JSON object per request. Ctrl-C stops.\n",
         addr = base.trim_start_matches("http://"),
+        data = data_dir.display(),
     );
     running.wait_for_signals(GRACE).await
 }

@@ -4,6 +4,7 @@
 mod admin_client;
 mod demo;
 mod logging;
+mod metrics_api;
 mod metrics_cli;
 mod serve;
 
@@ -158,6 +159,7 @@ struct AdminArgs {
     /// Base URL of the admin API.
     #[arg(
         long = "admin",
+        global = true,
         env = "GATEHOUSE_ADMIN_URL",
         default_value = "http://127.0.0.1:9901"
     )]

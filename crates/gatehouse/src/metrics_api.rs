@@ -6,48 +6,37 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use gatehouse_admin::{ApiError, MetricsQuery};
 use gatehouse_store::{MetricQuery, Store};
-use gatehouse_telemetry::metrics::{Dimensions, Statistic};
+use gatehouse_telemetry::metrics::{Dimensions, Metric, Statistic, UnknownStatistic};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// Metrics that are counts: their default statistic is Sum.
-const COUNT_METRICS: &[&str] = &[
-    "Count",
-    "4XXError",
-    "5XXError",
-    "ThrottleCount",
-    "CacheHitCount",
-    "CacheMissCount",
-    "WafBlockedCount",
-    "ConnectCount",
-    "MessageCount",
-];
-
-fn unit_of(metric: &str) -> &'static str {
-    match metric {
-        "Latency" | "IntegrationLatency" | "ConnectionDuration" => "Milliseconds",
-        "BytesIn" | "BytesOut" => "Bytes",
-        _ => "Count",
-    }
-}
-
 fn now_unix() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Parses `15m`, `1h`, `2d`, `30s` (or bare seconds) into seconds.
 pub(crate) fn parse_since(text: &str) -> Result<i64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: i64 = number.parse().map_err(|_| format!("'{text}' is not a duration like 15m, 1h or 2d"))?;
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration like 15m, 1h or 2d"))?;
     let factor = match unit {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
-        _ => return Err(format!("'{text}': unknown unit '{unit}' (use s, m, h or d)")),
+        _ => {
+            return Err(format!(
+                "'{text}': unknown unit '{unit}' (use s, m, h or d)"
+            ));
+        }
     };
     Ok(n * factor)
 }
@@ -71,7 +60,12 @@ fn rfc3339(unix: i64) -> String {
 
 fn dims_json(dims: &Dimensions) -> Value {
     let mut map = serde_json::Map::new();
-    for (name, value) in [("api", &dims.api), ("stage", &dims.stage), ("route", &dims.route), ("method", &dims.method)] {
+    for (name, value) in [
+        ("api", &dims.api),
+        ("stage", &dims.stage),
+        ("route", &dims.route),
+        ("method", &dims.method),
+    ] {
         if let Some(value) = value {
             map.insert(name.into(), json!(&**value));
         }
@@ -86,12 +80,25 @@ fn dims_json(dims: &Dimensions) -> Value {
 pub(crate) async fn query(store: &Store, request: MetricsQuery) -> Result<Value, ApiError> {
     let bad = ApiError::BadRequest;
     let period = request.period.unwrap_or(60);
-    if period == 0 || period % 60 != 0 {
-        return Err(bad(format!("period {period} is not a positive multiple of 60 seconds")));
+    if period == 0 || !period.is_multiple_of(60) {
+        return Err(bad(format!(
+            "period {period} is not a positive multiple of 60 seconds"
+        )));
     }
+    let Some(metric) = Metric::from_name(&request.metric) else {
+        let known: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+        return Err(bad(format!(
+            "unknown metric '{}'; known metrics: {}",
+            request.metric,
+            known.join(", ")
+        )));
+    };
+    // Counts default to Sum (how many), everything else to Average, as CloudWatch's console does.
     let statistic: Statistic = match &request.stat {
-        Some(text) => text.parse().map_err(|e: gatehouse_telemetry::metrics::UnknownStatistic| bad(e.to_string()))?,
-        None if COUNT_METRICS.contains(&request.metric.as_str()) => Statistic::Sum,
+        Some(text) => text
+            .parse()
+            .map_err(|e: UnknownStatistic| bad(e.to_string()))?,
+        None if metric.unit() == "Count" => Statistic::Sum,
         None => Statistic::Average,
     };
     let end = match &request.end {
@@ -142,7 +149,7 @@ pub(crate) async fn query(store: &Store, request: MetricsQuery) -> Result<Value,
         "dimensions": dims_json(&dimensions),
         "statistic": statistic.to_string(),
         "period": period,
-        "unit": unit_of(&request.metric),
+        "unit": metric.unit(),
         "start": rfc3339(start),
         "end": rfc3339(end),
         "datapoints": datapoints,

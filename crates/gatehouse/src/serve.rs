@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use gatehouse_config::{AccessLogSettings, ConfigErrors, Loaded, Settings};
 use gatehouse_proxy::{Gateway, Listener, Runtime};
+use gatehouse_store::{MetricWriter, Retention, Store, StoreConfig};
+use gatehouse_telemetry::metrics::{
+    MetricPoint, MetricSink, MetricsAggregator, MetricsConfig, MetricsHandle, SystemClock,
+    register_bus_drops,
+};
 use gatehouse_telemetry::{AccessLogDestination, AccessLogWriter, BusBuilder};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -52,7 +57,9 @@ pub(crate) struct Running {
     pub(crate) listeners: Vec<(String, SocketAddr, bool)>,
     pub(crate) admin: Option<SocketAddr>,
     admin_shutdown: CancellationToken,
+    admin_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     access_log: Option<AccessLogWriter>,
+    metrics: Option<MetricsRuntime>,
 }
 
 /// Loads the config and serves it until a termination signal.
@@ -82,6 +89,11 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
             .with_context(|| format!("cannot open the access log {}", path.display()))?,
         ),
     };
+    let metrics = if settings.metrics.enabled {
+        Some(start_metrics(&settings, bus.subscribe("metrics")).await?)
+    } else {
+        None
+    };
     let gateway = Gateway::new(
         Runtime {
             table: Arc::clone(&loaded.table),
@@ -103,6 +115,7 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
     let control = Arc::new(Reloader {
         source,
         gateway: Arc::clone(&gateway),
+        metrics: metrics.clone(),
         current: Mutex::new(loaded),
         started: Instant::now(),
         reloading: tokio::sync::Mutex::new(()),
@@ -118,24 +131,78 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
                 Arc::clone(&control) as Arc<dyn gatehouse_admin::Control>,
                 admin.token.expose(),
             );
-            tokio::spawn(gatehouse_admin::serve(
+            let task = tokio::spawn(gatehouse_admin::serve(
                 listener,
                 router,
                 admin_shutdown.clone(),
             ));
             tracing::info!(%addr, "admin API listening");
-            Some(addr)
+            Some((addr, task))
         }
         None => None,
     };
+    let (admin, admin_task) = admin.map_or((None, None), |(addr, task)| (Some(addr), Some(task)));
     Ok(Running {
         gateway,
         control,
         listeners,
         admin,
         admin_shutdown,
+        admin_task,
         access_log,
+        metrics,
     })
+}
+
+/// The metrics pipeline: the store under `data_dir` and the aggregator feeding it.
+#[derive(Clone)]
+pub(crate) struct MetricsRuntime {
+    pub(crate) store: Store,
+    pub(crate) handle: MetricsHandle,
+}
+
+/// Hands each closed minute to the store's writer (which never blocks; a full queue is counted).
+struct StoreSink(MetricWriter);
+
+impl MetricSink for StoreSink {
+    fn write(&mut self, minute_start_unix: i64, points: Vec<MetricPoint>) {
+        if !self.0.submit(minute_start_unix, points) {
+            tracing::warn!(
+                minute = minute_start_unix,
+                "metric store queue full; a minute of metrics was dropped"
+            );
+        }
+    }
+}
+
+async fn start_metrics(
+    settings: &Settings,
+    records: tokio::sync::mpsc::Receiver<Arc<gatehouse_telemetry::Exchange>>,
+) -> anyhow::Result<MetricsRuntime> {
+    let config = StoreConfig {
+        dir: settings.data_dir.clone(),
+        retention: Retention {
+            minute: settings.metrics.retention_minute,
+            five_minutes: settings.metrics.retention_five_minutes,
+            hour: settings.metrics.retention_hour,
+        },
+    };
+    let dir = config.dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(config))
+        .await
+        .context("the store task failed")?
+        .with_context(|| format!("cannot open the store in {}", dir.display()))?;
+    let handle = MetricsAggregator::spawn(
+        records,
+        MetricsConfig {
+            max_series: settings.metrics.max_series,
+            ..MetricsConfig::default()
+        },
+        Box::new(StoreSink(store.metrics_writer())),
+        Arc::new(SystemClock),
+    )?;
+    tracing::info!(path = %store.path().display(), "metrics store open");
+    Ok(MetricsRuntime { store, handle })
 }
 
 impl Running {
@@ -177,6 +244,11 @@ impl Running {
                 "telemetry records were dropped because a consumer fell behind"
             );
         }
+        // The admin router holds the controller, which holds the gateway and so the bus: let it
+        // finish first, so that dropping the gateway closes the bus and the consumers drain.
+        if let Some(task) = self.admin_task {
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+        }
         drop(self.control);
         drop(self.gateway);
         if let Some(writer) = self.access_log {
@@ -184,13 +256,33 @@ impl Running {
             let joined = tokio::task::spawn_blocking(move || writer.join());
             let _ = tokio::time::timeout(Duration::from_secs(2), joined).await;
         }
+        if let Some(metrics) = self.metrics {
+            // The aggregator writes its open minutes when the bus closes; then the store commits.
+            let closed = tokio::task::spawn_blocking(move || {
+                metrics.handle.join();
+                metrics.store.close();
+            });
+            if tokio::time::timeout(Duration::from_secs(5), closed)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the metrics store did not close in time");
+            }
+        }
     }
+}
+
+fn disabled() -> gatehouse_admin::ApiError {
+    gatehouse_admin::ApiError::Unavailable(
+        "metrics are disabled in the config (metrics.enabled)".into(),
+    )
 }
 
 /// Reloads the config on demand (admin API, SIGHUP) and reports status.
 pub(crate) struct Reloader {
     source: Source,
     gateway: Arc<Gateway>,
+    metrics: Option<MetricsRuntime>,
     current: Mutex<Loaded>,
     started: Instant,
     /// One reload at a time.
@@ -269,6 +361,38 @@ impl gatehouse_admin::Control for Reloader {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, Vec<String>>> + Send + '_>>
     {
         Box::pin(self.reload_now())
+    }
+
+    fn prometheus(&self) -> Option<String> {
+        let metrics = self.metrics.as_ref()?;
+        let consumers = self.gateway.bus().stats();
+        Some(metrics.handle.render_prometheus_with(|registry| {
+            register_bus_drops(registry, &consumers);
+        }))
+    }
+
+    fn query_metrics(
+        &self,
+        query: gatehouse_admin::MetricsQuery,
+    ) -> gatehouse_admin::BoxFuture<'_, Result<Value, gatehouse_admin::ApiError>> {
+        Box::pin(async move {
+            match &self.metrics {
+                Some(metrics) => crate::metrics_api::query(&metrics.store, query).await,
+                None => Err(disabled()),
+            }
+        })
+    }
+
+    fn list_metrics(
+        &self,
+        since: Option<String>,
+    ) -> gatehouse_admin::BoxFuture<'_, Result<Value, gatehouse_admin::ApiError>> {
+        Box::pin(async move {
+            match &self.metrics {
+                Some(metrics) => crate::metrics_api::list(&metrics.store, since).await,
+                None => Err(disabled()),
+            }
+        })
     }
 
     fn status(&self) -> Value {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_serves_the_sample_api() {
+    let data = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args([
             "--log-format",
@@ -19,6 +20,7 @@ async fn demo_serves_the_sample_api() {
             "--admin-port",
             "0",
         ])
+        .env("GATEHOUSE_DATA_DIR", data.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -104,6 +106,10 @@ async fn demo_serves_the_sample_api() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(exit.success());
+    assert!(
+        data.path().join("gatehouse.db").exists(),
+        "the demo keeps its metrics in GATEHOUSE_DATA_DIR"
+    );
     let mut stdout = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
     let access: Vec<serde_json::Value> = stdout

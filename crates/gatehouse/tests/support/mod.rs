@@ -26,6 +26,24 @@ impl Gatehouse {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("gateway.yaml");
         std::fs::write(&path, config).expect("write config");
+        Self::spawn(dir, path, env)
+    }
+
+    /// Stops the gateway with SIGTERM (so it drains and flushes) and starts it again on the same
+    /// directory and config.
+    pub fn restart(self, env: &[(&str, &str)]) -> Self {
+        let mut this = self;
+        this.signal("TERM");
+        let status = this.wait_exit(Duration::from_secs(15));
+        assert!(status.success(), "{status:?}");
+        let dir = std::mem::replace(&mut this.dir, tempfile::tempdir().expect("tempdir"));
+        let config = this.config.clone();
+        drop(this);
+        Self::spawn(dir, config, env)
+    }
+
+    fn spawn(dir: tempfile::TempDir, path: PathBuf, env: &[(&str, &str)]) -> Self {
+        let config = std::fs::read_to_string(&path).expect("read config");
         let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
         command
             .args(["--log-format", "json", "serve", "--config"])

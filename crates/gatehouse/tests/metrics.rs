@@ -1,0 +1,146 @@
+//! Metrics end to end: requests through the real binary show up in `/metrics` at once, are stored
+//! per minute, survive a restart, and answer `gatehouse metrics query`.
+
+#![allow(clippy::unwrap_used)] // test helpers panic on purpose
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Gatehouse, TOKEN, run};
+
+const CONFIG: &str = "listeners:\n  - name: public\n    bind: 127.0.0.1:0\n\
+admin:\n  bind: 127.0.0.1:0\n  token: ${GATEHOUSE_ADMIN_TOKEN}\n\
+data_dir: data\n\
+access_log:\n  destination: off\n\
+apis:\n  - name: shop\n    stages:\n      - name: prod\n    routes:\n\
+\x20     - method: GET\n        path: /items/{id}\n        integration:\n          type: mock\n          body: 'item {id}'\n";
+
+fn query(gatehouse: &Gatehouse, args: &[&str]) -> serde_json::Value {
+    let admin = gatehouse.admin_url("");
+    let mut all = vec!["metrics", "query"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", "json", "--admin", &admin, "--token", TOKEN]);
+    let (code, stdout, stderr) = run(&all, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+fn total(answer: &serde_json::Value) -> f64 {
+    answer["datapoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["value"].as_f64().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_become_metrics_that_survive_a_restart() {
+    let gatehouse = Gatehouse::start(CONFIG, &[]);
+    let client = reqwest::Client::new();
+    for i in 0..12 {
+        let response = client
+            .get(gatehouse.url(&format!("/prod/items/{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    for _ in 0..3 {
+        let response = client
+            .get(gatehouse.url("/prod/nope"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404);
+    }
+
+    // Prometheus sees them at once, with the token only.
+    let denied = client
+        .get(gatehouse.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 401);
+    let scrape = async || {
+        let response = client
+            .get(gatehouse.admin_url("/metrics"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        response.text().await.unwrap()
+    };
+    let routed = r#"gatehouse_requests_total{api="shop",stage="prod",route="/items/{id}",method="GET",status_class="2xx"} 12"#;
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = scrape().await;
+        if text.contains(routed) && text.contains(r#"status_class="4xx"} 3"#) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(text.contains(routed), "{text}");
+    assert!(text.contains(r#"status_class="4xx"} 3"#), "{text}");
+
+    // The minute is written to the store at shutdown and is there after the restart.
+    let gatehouse = gatehouse.restart(&[]);
+    let count = query(&gatehouse, &["Count", "--since", "1h"]);
+    assert_eq!(count["statistic"], "Sum");
+    assert_eq!(total(&count), 15.0, "{count}");
+    let errors = query(&gatehouse, &["4XXError", "--since", "1h"]);
+    assert_eq!(total(&errors), 3.0, "{errors}");
+    let route = query(
+        &gatehouse,
+        &[
+            "Latency",
+            "--api",
+            "shop",
+            "--stage",
+            "prod",
+            "--route",
+            "/items/{id}",
+            "--method",
+            "GET",
+            "--stat",
+            "p99",
+            "--period",
+            "300",
+            "--since",
+            "1h",
+        ],
+    );
+    let points = route["datapoints"].as_array().unwrap();
+    assert!(!points.is_empty(), "{route}");
+    assert_eq!(
+        points
+            .iter()
+            .map(|p| p["sampleCount"].as_u64().unwrap())
+            .sum::<u64>(),
+        12
+    );
+    assert!(points[0]["value"].as_f64().unwrap() >= 0.0);
+    assert_eq!(route["unit"], "Milliseconds");
+
+    let (code, _, stderr) = run(
+        &[
+            "metrics",
+            "query",
+            "Latency",
+            "--stat",
+            "median",
+            "--admin",
+            &gatehouse.admin_url(""),
+            "--token",
+            TOKEN,
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("unknown statistic"), "{stderr}");
+}
