@@ -365,6 +365,9 @@ impl gatehouse_admin::Control for Reloader {
 
     fn prometheus(&self) -> Option<String> {
         let metrics = self.metrics.as_ref()?;
+        metrics
+            .handle
+            .set_open_websockets(self.gateway.open_websockets());
         let consumers = self.gateway.bus().stats();
         Some(metrics.handle.render_prometheus_with(|registry| {
             register_bus_drops(registry, &consumers);

@@ -301,6 +301,24 @@ pub(crate) struct Connections {
     pub(crate) limit: Arc<Semaphore>,
     pub(crate) tracker: TaskTracker,
     pub(crate) shutdown: CancellationToken,
+    /// WebSocket connections being relayed now.
+    pub(crate) open_websockets: Arc<std::sync::atomic::AtomicI64>,
+}
+
+/// Counts one open WebSocket connection for as long as it lives.
+pub(crate) struct OpenWebSocket(Arc<std::sync::atomic::AtomicI64>);
+
+impl OpenWebSocket {
+    pub(crate) fn new(counter: &Arc<std::sync::atomic::AtomicI64>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(counter))
+    }
+}
+
+impl Drop for OpenWebSocket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Heads up to twice the limit are parsed so the service can answer 431 as JSON; larger ones are

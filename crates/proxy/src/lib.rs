@@ -90,6 +90,7 @@ impl Gateway {
             limit: Arc::new(Semaphore::new(runtime.limits.max_connections)),
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
+            open_websockets: Arc::default(),
         };
         Ok(Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
@@ -124,6 +125,13 @@ impl Gateway {
         self.connections
             .tracker
             .spawn(conn::accept_loop(listener, gateway));
+    }
+
+    /// WebSocket connections being relayed right now.
+    pub fn open_websockets(&self) -> i64 {
+        self.connections
+            .open_websockets
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Connections (and WebSocket relays) currently open.

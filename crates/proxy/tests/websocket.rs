@@ -343,6 +343,7 @@ async fn text_and_binary_are_echoed_and_one_record_counts_them() {
         let mut ws = h.connect("/ws/echo").await;
         ws.send(Message::text("hello")).await.unwrap();
         assert_eq!(next_message(&mut ws).await, Message::text("hello"));
+        assert_eq!(h.gateway.open_websockets(), 1, "an open relay is counted");
         ws.send(Message::binary(vec![1, 2, 3, 4])).await.unwrap();
         assert_eq!(
             next_message(&mut ws).await,
@@ -365,6 +366,18 @@ async fn text_and_binary_are_echoed_and_one_record_counts_them() {
         assert_eq!(ws_stats.closed_by, Some("client"));
         assert!(record.timing.done >= record.timing.integration_response.unwrap());
         h.assert_no_other_record().await;
+        // The relay lingers briefly after publishing the record, until both sockets are shut.
+        for _ in 0..250 {
+            if h.gateway.open_websockets() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            h.gateway.open_websockets(),
+            0,
+            "a closed relay is not counted"
+        );
     })
     .await;
 }

@@ -112,8 +112,10 @@ pub(crate) async fn upgrade(
     let limits = Limits::from(integration);
     let shutdown = scope.gateway.connections.shutdown.clone();
     let permit = scope.conn.take_permit();
+    let open = crate::conn::OpenWebSocket::new(&scope.gateway.connections.open_websockets);
     scope.gateway.connections.tracker.spawn(async move {
         let _permit = permit;
+        let _open = open;
         match client_upgrade.await {
             Ok(client) => {
                 relay::relay(client.into_inner(), upstream_io, limits, shutdown, recorder).await
