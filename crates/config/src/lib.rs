@@ -10,6 +10,7 @@
 //! **Invariant:** everything a [`Loaded`] holds is immutable and `Send + Sync`; routing and template
 //! rendering do no parsing and (almost) no allocation on the request path.
 
+mod alarms;
 mod compile;
 mod env;
 mod error;
@@ -27,6 +28,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use alarms::{AlarmSettings, Comparison, MissingData, WebhookSettings};
 pub use compile::{ApiSummary, Summary};
 pub use env::{EnvError, substitute as substitute_env};
 pub use error::{ConfigError, ConfigErrors};

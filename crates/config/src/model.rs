@@ -23,6 +23,7 @@ const SECTIONS: &[&str] = &[
     "access_log",
     "telemetry",
     "metrics",
+    "alarms",
     "apis",
 ];
 
@@ -37,6 +38,7 @@ pub(crate) struct FileSpec {
     pub(crate) access_log: AccessLogSpec,
     pub(crate) telemetry: TelemetrySpec,
     pub(crate) metrics: MetricsSpec,
+    pub(crate) alarms: Vec<(usize, crate::alarms::AlarmSpecDoc)>,
     pub(crate) apis: Vec<(usize, ApiDoc)>,
 }
 
@@ -364,6 +366,12 @@ pub(crate) fn decode_file(root: Value, diags: &mut Diagnostics<'_>) -> FileSpec 
             "access_log" => file.access_log = decode_or_default(value, "access_log", diags),
             "telemetry" => file.telemetry = decode_or_default(value, "telemetry", diags),
             "metrics" => file.metrics = decode_or_default(value, "metrics", diags),
+            "alarms" => {
+                file.alarms = (!value.is_null())
+                    .then(|| decode_list(value, "alarms", diags, decode))
+                    .flatten()
+                    .unwrap_or_default();
+            }
             "apis" => file.apis = decode_list(value, "apis", diags, decode_api).unwrap_or_default(),
             _ => diags.key_error(&key, unknown_field(&key, SECTIONS)),
         }

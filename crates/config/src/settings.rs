@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Everything outside the routing table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// Data-plane listeners; never empty.
     pub listeners: Vec<ListenerSettings>,
@@ -26,6 +26,8 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     /// Metric aggregation, storage and exposition.
     pub metrics: MetricsSettings,
+    /// Metric alarms.
+    pub alarms: Vec<crate::alarms::AlarmSettings>,
 }
 
 /// One data-plane listener.

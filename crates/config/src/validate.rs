@@ -90,6 +90,7 @@ pub(crate) fn settings(file: &FileSpec, base_dir: &Path, diags: &mut Diagnostics
         telemetry: TelemetrySettings {
             bus_capacity: file.telemetry.bus_capacity,
         },
+        alarms: crate::alarms::validate(file.alarms.clone(), diags),
         metrics: MetricsSettings {
             enabled: metrics.enabled,
             max_series: metrics.max_series,

@@ -1,5 +1,6 @@
 //! Unit tests, table-driven where the subject is a parser or a rule set (STYLE.md §6).
 
+mod alarms;
 mod env;
 mod load_errors;
 mod routing;

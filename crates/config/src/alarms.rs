@@ -1,0 +1,241 @@
+//! The `alarms` section: CloudWatch-style metric alarms, checked here so that every mistake is
+//! reported with file, line and field like the rest of the config.
+//!
+//! Metric and statistic names are checked against the telemetry crate's own lists, so the config
+//! accepts exactly what the metrics pipeline produces.
+
+use std::collections::{BTreeMap, HashSet};
+
+use gatehouse_telemetry::metrics::{Metric, Statistic};
+use serde::Deserialize;
+
+use crate::error::{Diagnostics, join_index, join_key};
+
+/// How a datapoint is compared with the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Comparison {
+    GreaterThanThreshold,
+    GreaterThanOrEqualToThreshold,
+    LessThanThreshold,
+    LessThanOrEqualToThreshold,
+}
+
+/// What a missing datapoint counts as (CloudWatch's `TreatMissingData`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum MissingData {
+    /// Missing points are neither good nor bad; all missing is INSUFFICIENT_DATA.
+    #[default]
+    Missing,
+    NotBreaching,
+    Breaching,
+    /// Keep the current state.
+    Ignore,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AlarmSpecDoc {
+    name: String,
+    metric: String,
+    #[serde(default)]
+    dimensions: BTreeMap<String, String>,
+    statistic: Option<String>,
+    #[serde(default = "default_period")]
+    period_seconds: u32,
+    threshold: f64,
+    comparison: Comparison,
+    #[serde(default = "one")]
+    evaluation_periods: u32,
+    datapoints_to_alarm: Option<u32>,
+    #[serde(default)]
+    treat_missing_data: MissingData,
+    min_sample_count: Option<u64>,
+    webhook: Option<WebhookDoc>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookDoc {
+    url: String,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+fn default_period() -> u32 {
+    60
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A validated alarm.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmSettings {
+    pub name: String,
+    pub metric: String,
+    /// `api`, `stage`, `route`, `method`: the series the alarm watches (none = all traffic).
+    pub dimensions: BTreeMap<String, String>,
+    pub statistic: Statistic,
+    pub period_secs: u32,
+    pub threshold: f64,
+    pub comparison: Comparison,
+    pub evaluation_periods: u32,
+    pub datapoints_to_alarm: u32,
+    pub treat_missing_data: MissingData,
+    /// For percentiles: datapoints with fewer samples count as missing.
+    pub min_sample_count: Option<u64>,
+    pub webhook: Option<WebhookSettings>,
+}
+
+/// Where state changes are POSTed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSettings {
+    pub url: http::Uri,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+}
+
+const DIMENSIONS: [&str; 4] = ["api", "stage", "route", "method"];
+
+/// Validates the decoded alarms; invalid ones are reported and left out.
+pub(crate) fn validate(
+    docs: Vec<(usize, AlarmSpecDoc)>,
+    diags: &mut Diagnostics<'_>,
+) -> Vec<AlarmSettings> {
+    let mut names = HashSet::new();
+    let mut out = Vec::new();
+    for (index, doc) in docs {
+        let path = join_index("alarms", index);
+        let before = diags.error_count();
+        let field = |name: &str| join_key(&path, name);
+        if doc.name.is_empty()
+            || !doc
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            diags.error(
+                &field("name"),
+                "must be non-empty and use only letters, digits, '-', '_' and '.'",
+            );
+        } else if !names.insert(doc.name.clone()) {
+            diags.error(
+                &field("name"),
+                format!("alarm name '{}' is used twice", doc.name),
+            );
+        }
+        let metric = Metric::from_name(&doc.metric);
+        if metric.is_none() {
+            let known: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+            diags.error(
+                &field("metric"),
+                format!(
+                    "unknown metric '{}'; known: {}",
+                    doc.metric,
+                    known.join(", ")
+                ),
+            );
+        }
+        for key in doc.dimensions.keys() {
+            if !DIMENSIONS.contains(&key.as_str()) {
+                diags.error(
+                    &join_key(&field("dimensions"), key),
+                    format!("unknown dimension '{key}'; use api, stage, route and method"),
+                );
+            }
+        }
+        let statistic = match &doc.statistic {
+            Some(text) => match text.parse::<Statistic>() {
+                Ok(statistic) => Some(statistic),
+                Err(error) => {
+                    diags.error(&field("statistic"), error.to_string());
+                    None
+                }
+            },
+            None => Some(match metric {
+                Some(metric) if metric.unit() == "Count" => Statistic::Sum,
+                _ => Statistic::Average,
+            }),
+        };
+        if doc.period_seconds == 0 || !doc.period_seconds.is_multiple_of(60) {
+            diags.error(
+                &field("period_seconds"),
+                "must be a positive multiple of 60",
+            );
+        }
+        if !doc.threshold.is_finite() {
+            diags.error(&field("threshold"), "must be a finite number");
+        }
+        if doc.evaluation_periods == 0 {
+            diags.error(&field("evaluation_periods"), "must be at least 1");
+        }
+        let datapoints_to_alarm = doc.datapoints_to_alarm.unwrap_or(doc.evaluation_periods);
+        if datapoints_to_alarm == 0 || datapoints_to_alarm > doc.evaluation_periods {
+            diags.error(
+                &field("datapoints_to_alarm"),
+                format!(
+                    "must be between 1 and evaluation_periods ({})",
+                    doc.evaluation_periods
+                ),
+            );
+        }
+        if u64::from(doc.evaluation_periods) * u64::from(doc.period_seconds) > 86_400 {
+            diags.error(
+                &field("evaluation_periods"),
+                "evaluation_periods × period_seconds must be at most one day",
+            );
+        }
+        let webhook = doc
+            .webhook
+            .and_then(|hook| webhook(hook, &field("webhook"), diags));
+        if diags.error_count() == before
+            && let Some(statistic) = statistic
+        {
+            out.push(AlarmSettings {
+                name: doc.name,
+                metric: doc.metric,
+                dimensions: doc.dimensions,
+                statistic,
+                period_secs: doc.period_seconds,
+                threshold: doc.threshold,
+                comparison: doc.comparison,
+                evaluation_periods: doc.evaluation_periods,
+                datapoints_to_alarm,
+                treat_missing_data: doc.treat_missing_data,
+                min_sample_count: doc.min_sample_count,
+                webhook,
+            });
+        }
+    }
+    out
+}
+
+fn webhook(doc: WebhookDoc, path: &str, diags: &mut Diagnostics<'_>) -> Option<WebhookSettings> {
+    let url = match doc.url.parse::<http::Uri>() {
+        Ok(url)
+            if matches!(url.scheme_str(), Some("http" | "https")) && url.authority().is_some() =>
+        {
+            Some(url)
+        }
+        _ => {
+            diags.error(
+                &join_key(path, "url"),
+                format!("'{}' is not an absolute http:// or https:// URL", doc.url),
+            );
+            None
+        }
+    };
+    let mut headers = Vec::new();
+    for (name, value) in doc.headers {
+        let at = join_key(&join_key(path, "headers"), &name);
+        match (
+            http::HeaderName::try_from(name.as_str()),
+            http::HeaderValue::try_from(value.as_str()),
+        ) {
+            (Ok(name), Ok(value)) => headers.push((name, value)),
+            _ => diags.error(&at, "not a valid header name and value"),
+        }
+    }
+    Some(WebhookSettings { url: url?, headers })
+}
