@@ -39,6 +39,22 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (resolution_secs, series_id, ts)
      ) WITHOUT ROWID;
      CREATE INDEX metric_points_by_age ON metric_points (resolution_secs, ts);",
+    // 2: alarm state transitions, one row each, kept two weeks like CloudWatch's alarm history.
+    //
+    // `old_state` is NULL for an alarm's first recorded state; `data` is a JSON document (the
+    // datapoints and settings that caused the transition) the store does not interpret. The
+    // index serves both "history of one alarm" and "last state of one alarm"; the sweep deletes
+    // by `ts` alone, which is cheap enough for a table of a few rows per alarm per day.
+    "CREATE TABLE alarm_history (
+         id INTEGER PRIMARY KEY,
+         alarm TEXT NOT NULL,
+         ts INTEGER NOT NULL,
+         old_state TEXT,
+         new_state TEXT NOT NULL,
+         reason TEXT NOT NULL,
+         data TEXT NOT NULL
+     );
+     CREATE INDEX alarm_history_by_alarm ON alarm_history (alarm, ts);",
 ];
 
 /// The schema version this build writes.
