@@ -9,6 +9,9 @@
 //! - `GET /admin/status`: version, uptime, config summary, telemetry counters.
 //! - `POST /admin/reload`: re-read the config file; 200 with the new summary, or 400 with the
 //!   errors (the old config keeps serving).
+//! - `GET /metrics`: the Prometheus exposition.
+//! - `GET /admin/metrics`, `GET /admin/metrics/query`: stored metrics.
+//! - `GET /admin/alarms`, `GET /admin/alarms/history`: alarm states and their changes.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -76,6 +79,28 @@ pub trait Control: Send + Sync + 'static {
         Box::pin(async { Err(ApiError::Unavailable("metrics are disabled".into())) })
     }
 
+    /// The alarms with their current state.
+    fn alarms(&self) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async {
+            Err(ApiError::Unavailable(
+                "alarms need metrics to be enabled".into(),
+            ))
+        })
+    }
+
+    /// State changes of one alarm (or all), newest first.
+    fn alarm_history(
+        &self,
+        _alarm: Option<String>,
+        _since: Option<String>,
+    ) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async {
+            Err(ApiError::Unavailable(
+                "alarms need metrics to be enabled".into(),
+            ))
+        })
+    }
+
     /// Lists the metrics and dimension sets with data since `since_unix`.
     fn list_metrics(&self, _since_unix: Option<String>) -> BoxFuture<'_, Result<Value, ApiError>> {
         Box::pin(async { Err(ApiError::Unavailable("metrics are disabled".into())) })
@@ -100,6 +125,8 @@ pub fn router(control: Arc<dyn Control>, token: &str) -> Router {
         .route("/metrics", get(prometheus))
         .route("/admin/metrics", get(list_metrics))
         .route("/admin/metrics/query", get(query_metrics))
+        .route("/admin/alarms", get(alarms))
+        .route("/admin/alarms/history", get(alarm_history))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -211,6 +238,29 @@ async fn list_metrics(
     axum::extract::Query(query): axum::extract::Query<ListQuery>,
 ) -> Response {
     match state.control.list_metrics(query.since).await {
+        Ok(value) => axum::Json(value).into_response(),
+        Err(error) => api_error(error),
+    }
+}
+
+async fn alarms(State(state): State<AppState>) -> Response {
+    match state.control.alarms().await {
+        Ok(value) => axum::Json(value).into_response(),
+        Err(error) => api_error(error),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct HistoryQuery {
+    alarm: Option<String>,
+    since: Option<String>,
+}
+
+async fn alarm_history(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<HistoryQuery>,
+) -> Response {
+    match state.control.alarm_history(query.alarm, query.since).await {
         Ok(value) => axum::Json(value).into_response(),
         Err(error) => api_error(error),
     }

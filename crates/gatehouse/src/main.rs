@@ -2,6 +2,7 @@
 //! gateway's admin API.
 
 mod admin_client;
+mod alarms_cli;
 mod demo;
 mod logging;
 mod metrics_api;
@@ -87,6 +88,13 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Show a running gateway's alarms and their state changes.
+    Alarms {
+        #[command(subcommand)]
+        command: Option<AlarmsCommand>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Query a running gateway's metrics.
     Metrics {
         #[command(subcommand)]
@@ -137,6 +145,25 @@ pub(crate) enum MetricsCommand {
         /// End time: Unix seconds or RFC 3339 (default now).
         #[arg(long)]
         end: Option<String>,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum AlarmsCommand {
+    /// Every alarm with its state, since when, and why (the default).
+    List {
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// State changes, newest first.
+    History {
+        /// Only this alarm.
+        alarm: Option<String>,
+        /// How far back, e.g. 1h, 1d.
+        #[arg(long, default_value = "1d")]
+        since: String,
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
@@ -238,6 +265,12 @@ fn main() -> ExitCode {
             Command::Demo { port, admin_port } => demo::run(port, admin_port).await,
             Command::Reload { admin } => admin_client::reload(&admin.url, &admin.token()?).await,
             Command::Status { admin } => admin_client::status(&admin.url, &admin.token()?).await,
+            Command::Alarms { command, admin } => {
+                let command = command.unwrap_or(AlarmsCommand::List {
+                    output: Output::Table,
+                });
+                alarms_cli::run(command, &admin.url, &admin.token()?).await
+            }
             Command::Metrics { command, admin } => {
                 metrics_cli::run(*command, &admin.url, &admin.token()?).await
             }
