@@ -2,15 +2,16 @@
 //! one writer thread in batches and read through separate connections.
 //!
 //! It holds metric rollups first: 1-minute statistic sets merged at write time into 5-minute and
-//! 1-hour rows, each resolution with its own retention. Logs, traces, alarm history and the audit
-//! chain join later as new migrations (`schema.rs`) and new kinds of write op (`writer.rs`) on
-//! the same thread and batches.
+//! 1-hour rows, each resolution with its own retention. Alarm history (`alarms.rs`) is the
+//! second kind of data; logs, traces and the audit chain join later as new migrations
+//! (`schema.rs`) and new kinds of write op (`writer.rs`) on the same thread and batches.
 //!
 //! **Architecture invariant:** submitting data never blocks. [`MetricWriter::submit`] offers a
 //! batch to a bounded queue and drops (and counts) it when the queue is full; SQLite is only ever
 //! touched on the writer thread and by [`Store`]'s blocking query methods, which async callers run
 //! with `spawn_blocking`.
 
+mod alarms;
 mod config;
 mod error;
 mod metrics;
@@ -24,6 +25,7 @@ use std::thread::JoinHandle;
 
 use gatehouse_telemetry::metrics::Dimensions;
 
+pub use alarms::{ALARM_HISTORY_RETENTION, AlarmTransitionRecord};
 pub use config::{Retention, StoreConfig};
 pub use error::StoreError;
 pub use metrics::{MetricDatapoint, MetricQuery, MetricWriter};
@@ -121,6 +123,33 @@ impl Store {
         self.inner
             .readers
             .with(|conn| metrics::list_series(conn, since_unix))
+    }
+
+    /// Records one alarm state transition through the writer thread and blocks until it is
+    /// committed (after whatever was queued before it). Blocking: for the alarm evaluator's own
+    /// thread, never the request path. Fails if the insert failed or the store is closed.
+    pub fn record_alarm_transition(
+        &self,
+        record: &AlarmTransitionRecord,
+    ) -> Result<(), StoreError> {
+        let record = record.clone();
+        self.inner
+            .queue
+            .call(|reply| WriteOp::AlarmTransition { record, reply })
+    }
+
+    /// The alarm transitions at or after `since_unix`, of the alarm named `alarm` or of every
+    /// alarm, newest first, at most `limit`. `alarm_history(Some(name), 0, 1)` is the alarm's
+    /// last recorded state. Blocking.
+    pub fn alarm_history(
+        &self,
+        alarm: Option<&str>,
+        since_unix: i64,
+        limit: usize,
+    ) -> Result<Vec<AlarmTransitionRecord>, StoreError> {
+        self.inner
+            .readers
+            .with(|conn| alarms::history(conn, alarm, since_unix, limit))
     }
 
     /// Blocks until everything submitted before the call is committed. Reports the first failed

@@ -1,9 +1,10 @@
 //! The database schema and how connections are opened.
 //!
 //! The schema version is SQLite's `PRAGMA user_version`: migration `i` of [`MIGRATIONS`] takes the
-//! database from version `i` to `i + 1`, in its own transaction. Migrations are only ever appended;
-//! later issues add `log_events`, `spans`, `alarm_history` and `audit` as new entries. A database
-//! written by a newer build (a higher version than we know) is refused rather than guessed at.
+//! database from version `i` to `i + 1`, in its own transaction. Migrations are only ever appended:
+//! `alarm_history` is the second, and later issues add `log_events`, `spans` and `audit` as new
+//! entries. A database written by a newer build (a higher version than we know) is refused rather
+//! than guessed at.
 
 use std::path::Path;
 use std::time::Duration;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 
+use crate::alarms::{self, AlarmTransitionRecord};
 use crate::metrics::{self, MetricBatch, PendingMetrics};
 use crate::{Retention, StoreError, StoreStats};
 
@@ -33,6 +34,12 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// What the writer thread is asked to do.
 pub(crate) enum WriteOp {
     Metrics(MetricBatch),
+    /// Commit the open batch, then insert one alarm transition in its own transaction and answer
+    /// with the outcome of that insert.
+    AlarmTransition {
+        record: AlarmTransitionRecord,
+        reply: SyncSender<Result<(), StoreError>>,
+    },
     /// Commit everything queued before this op, then answer.
     Flush(SyncSender<Result<(), StoreError>>),
     /// Commit everything queued before this op, answer, and stop.
@@ -196,6 +203,10 @@ impl Writer {
     fn apply(&mut self, op: WriteOp) -> bool {
         match op {
             WriteOp::Metrics(batch) => self.pending.metrics.add(batch),
+            WriteOp::AlarmTransition { record, reply } => {
+                self.commit();
+                let _ = reply.send(self.record_alarm_transition(&record));
+            }
             WriteOp::Flush(reply) => {
                 self.commit();
                 let _ = reply.send(self.failed.take().map_or(Ok(()), Err));
@@ -242,11 +253,29 @@ impl Writer {
         }
     }
 
+    /// Inserts one alarm transition in its own transaction, so the caller learns whether it
+    /// was stored. Alarm transitions are rare (a few per alarm per day), so the extra commit is
+    /// cheap.
+    fn record_alarm_transition(
+        &mut self,
+        record: &AlarmTransitionRecord,
+    ) -> Result<(), StoreError> {
+        let result = self.conn.transaction().and_then(|tx| {
+            alarms::insert(&tx, record)?;
+            tx.commit()
+        });
+        result.map_err(|error| {
+            tracing::warn!(%error, alarm = record.alarm, "recording an alarm transition failed");
+            self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+            StoreError::Write(error)
+        })
+    }
+
     /// Deletes expired rows of every kind.
     fn sweep(&mut self) {
         let now = unix_now();
         let result = self.conn.transaction().and_then(|tx| {
-            let deleted = metrics::sweep(&tx, &self.retention, now)?;
+            let deleted = metrics::sweep(&tx, &self.retention, now)? + alarms::sweep(&tx, now)?;
             tx.commit()?;
             Ok(deleted)
         });

@@ -1,0 +1,423 @@
+//! The evaluator: every minute, for each alarm, reads the evaluation range of complete periods
+//! from the store, turns each into one value of the alarm's statistic, evaluates, and on a
+//! state change records the transition in the store's alarm history and hands it to the
+//! notifier.
+//!
+//! State lives in memory, seeded at start from each alarm's last recorded transition (an alarm
+//! with no history starts in `INSUFFICIENT_DATA`). The store is read and written blocking, so
+//! the evaluator runs on its own thread ([`Evaluator::spawn`]); the lock on the states is never
+//! held across a store call, so [`Evaluator::states`] answers at once.
+
+use std::sync::mpsc::{RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use gatehouse_store::{AlarmTransitionRecord, MetricQuery, Store, StoreError};
+use gatehouse_telemetry::metrics::Clock;
+
+use crate::evaluate::{evaluate, evaluation_range};
+use crate::notify::{Notifier, payload};
+use crate::spec::{AlarmSpec, AlarmState, SpecError, validate_all};
+
+/// How long after a period ends it is first evaluated: the metrics consumer closes a minute 5 s
+/// after it ends (its grace period) and the store commits within 100 ms, so 10 s is safely
+/// after the minute's data is stored. The still-open period is never evaluated.
+pub const EVALUATION_DELAY_SECS: i64 = 10;
+
+/// How often [`Evaluator::spawn`] evaluates by default: CloudWatch evaluates alarms of a
+/// minute or longer every minute.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// One alarm's state change.
+#[derive(Clone, Debug)]
+pub struct Transition {
+    pub alarm: String,
+    pub old_state: AlarmState,
+    pub new_state: AlarmState,
+    pub reason: String,
+    /// When it was evaluated, by the evaluator's clock.
+    pub timestamp_unix: i64,
+    /// The present datapoints evaluated, oldest first.
+    pub datapoints: Vec<Datapoint>,
+    /// The alarm's settings when it changed state (threshold, webhook …).
+    pub spec: Arc<AlarmSpec>,
+}
+
+/// One evaluated datapoint: the statistic's value for the period starting at `timestamp_unix`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Datapoint {
+    pub timestamp_unix: i64,
+    pub value: f64,
+}
+
+/// An alarm's current state, for the admin API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlarmStatus {
+    pub name: String,
+    pub state: AlarmState,
+    /// When it entered the state (Unix seconds); `None` if it has been in `INSUFFICIENT_DATA`
+    /// since it was configured, with no recorded transition.
+    pub since_unix: Option<i64>,
+    pub reason: String,
+}
+
+/// Why the evaluator could not start or take new specs.
+#[derive(Debug, thiserror::Error)]
+pub enum EvaluatorError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("cannot read the alarm history to restore alarm states: {0}")]
+    History(#[source] StoreError),
+    #[error("cannot start the alarm evaluator thread: {0}")]
+    Spawn(#[source] std::io::Error),
+}
+
+/// Evaluates a set of alarms against the store. Cloning is cheap; clones share the states.
+#[derive(Clone)]
+pub struct Evaluator {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Evaluator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Evaluator").finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    notifier: Arc<dyn Notifier>,
+    alarms: Mutex<Vec<Entry>>,
+    /// Held for the whole of [`Evaluator::replace_specs`].
+    reloading: Mutex<()>,
+}
+
+struct Entry {
+    spec: Arc<AlarmSpec>,
+    state: AlarmState,
+    since_unix: Option<i64>,
+    reason: String,
+}
+
+impl Evaluator {
+    /// Validates `specs` and restores each alarm's last recorded state from the store.
+    /// Blocking (it reads the store).
+    pub fn new(
+        store: Store,
+        specs: Vec<AlarmSpec>,
+        clock: Arc<dyn Clock>,
+        notifier: Arc<dyn Notifier>,
+    ) -> Result<Evaluator, EvaluatorError> {
+        validate_all(&specs)?;
+        let alarms = specs
+            .into_iter()
+            .map(|spec| restore(&store, spec))
+            .collect::<Result<_, _>>()?;
+        Ok(Evaluator {
+            shared: Arc::new(Shared {
+                store,
+                clock,
+                notifier,
+                alarms: Mutex::new(alarms),
+                reloading: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// Evaluates every alarm once and returns the transitions, after recording each in the
+    /// store and handing it to the notifier. An alarm whose datapoints cannot be read keeps its
+    /// state (the failure is logged). Blocking.
+    pub fn evaluate_once(&self) -> Vec<Transition> {
+        let shared = &*self.shared;
+        let now = shared.clock.now_unix();
+        let snapshot: Vec<(Arc<AlarmSpec>, AlarmState)> = shared
+            .lock()
+            .iter()
+            .map(|entry| (Arc::clone(&entry.spec), entry.state))
+            .collect();
+        let mut evaluated = Vec::with_capacity(snapshot.len());
+        for (spec, previous) in snapshot {
+            match self.evaluate_alarm(&spec, previous, now) {
+                Ok(result) => evaluated.push((spec, result)),
+                Err(error) => {
+                    tracing::warn!(alarm = spec.name, %error, "cannot read the alarm's datapoints; its state is kept");
+                }
+            }
+        }
+
+        let mut transitions = Vec::new();
+        {
+            let mut alarms = shared.lock();
+            for (spec, (evaluation, datapoints)) in evaluated {
+                // An alarm replaced while we evaluated is evaluated afresh next time.
+                let Some(entry) = alarms.iter_mut().find(|e| Arc::ptr_eq(&e.spec, &spec)) else {
+                    continue;
+                };
+                if evaluation.state == entry.state {
+                    continue;
+                }
+                transitions.push(Transition {
+                    alarm: spec.name.clone(),
+                    old_state: entry.state,
+                    new_state: evaluation.state,
+                    reason: evaluation.reason.clone(),
+                    timestamp_unix: now,
+                    datapoints,
+                    spec: Arc::clone(&spec),
+                });
+                entry.state = evaluation.state;
+                entry.since_unix = Some(now);
+                entry.reason = evaluation.reason;
+            }
+        }
+
+        for transition in &transitions {
+            tracing::info!(
+                alarm = transition.alarm,
+                old_state = %transition.old_state,
+                new_state = %transition.new_state,
+                reason = transition.reason,
+                "alarm state changed"
+            );
+            let record = AlarmTransitionRecord {
+                alarm: transition.alarm.clone(),
+                timestamp_unix: transition.timestamp_unix,
+                old_state: Some(transition.old_state.to_string()),
+                new_state: transition.new_state.to_string(),
+                reason: transition.reason.clone(),
+                data: payload(transition).to_string(),
+            };
+            if let Err(error) = shared.store.record_alarm_transition(&record) {
+                tracing::warn!(alarm = transition.alarm, %error, "cannot record the alarm transition");
+            }
+            shared.notifier.notify(transition);
+        }
+        transitions
+    }
+
+    /// Reads one alarm's evaluation range and evaluates it.
+    fn evaluate_alarm(
+        &self,
+        spec: &AlarmSpec,
+        previous: AlarmState,
+        now: i64,
+    ) -> Result<(crate::Evaluation, Vec<Datapoint>), StoreError> {
+        let period = i64::from(spec.period_secs);
+        let range = evaluation_range(spec.evaluation_periods);
+        // The end of the newest complete period, aligned like the store's buckets.
+        let end = (now - EVALUATION_DELAY_SECS).div_euclid(period) * period;
+        let start = end - period * range as i64;
+        let points = self.shared.store.query_metrics(&MetricQuery {
+            metric: spec.metric.clone(),
+            dimensions: spec.dimensions.clone(),
+            period_secs: spec.period_secs,
+            start_unix: start,
+            end_unix: end,
+        })?;
+        let min_samples = spec.effective_min_sample_count();
+        let mut values = vec![None; range];
+        for point in points {
+            let slot = usize::try_from((point.timestamp_unix - start).div_euclid(period));
+            if let Ok(slot) = slot
+                && slot < range
+                && point.stats.sample_count >= min_samples
+            {
+                values[slot] = spec.statistic.evaluate(&point.stats);
+            }
+        }
+        let evaluation = evaluate(spec, &values, previous);
+        let datapoints = evaluation
+            .used
+            .iter()
+            .filter_map(|&slot| {
+                values[slot].map(|value| Datapoint {
+                    timestamp_unix: start + period * slot as i64,
+                    value,
+                })
+            })
+            .collect();
+        Ok((evaluation, datapoints))
+    }
+
+    /// Every alarm's state, in spec order.
+    pub fn states(&self) -> Vec<AlarmStatus> {
+        self.shared
+            .lock()
+            .iter()
+            .map(|entry| AlarmStatus {
+                name: entry.spec.name.clone(),
+                state: entry.state,
+                since_unix: entry.since_unix,
+                reason: entry.reason.clone(),
+            })
+            .collect()
+    }
+
+    /// Swaps in a new set of alarms (a config reload). An alarm whose spec is unchanged keeps
+    /// its state; a changed or new one starts from its last recorded state, as at start, and
+    /// is evaluated afresh at the next evaluation. Removed alarms are dropped (their history
+    /// stays until it expires). Blocking (new and changed alarms read the store). On error
+    /// nothing changes.
+    pub fn replace_specs(&self, specs: Vec<AlarmSpec>) -> Result<(), EvaluatorError> {
+        validate_all(&specs)?;
+        // One reload at a time, so an alarm planned as kept is still there at the swap.
+        let _reloading = self
+            .shared
+            .reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let current: Vec<Arc<AlarmSpec>> = self
+            .shared
+            .lock()
+            .iter()
+            .map(|entry| Arc::clone(&entry.spec))
+            .collect();
+        // The store is read without holding the states' lock, so evaluation and `states` go
+        // on meanwhile; kept alarms are taken at the swap, with whatever state they reached.
+        let mut plan = Vec::with_capacity(specs.len());
+        for spec in specs {
+            match current.iter().find(|existing| ***existing == spec) {
+                Some(existing) => plan.push(Planned::Kept(Arc::clone(existing))),
+                None => plan.push(Planned::Restored(restore(&self.shared.store, spec)?)),
+            }
+        }
+        let mut alarms = self.shared.lock();
+        let mut previous = std::mem::take(&mut *alarms);
+        for item in plan {
+            let entry = match item {
+                Planned::Restored(restored) => restored,
+                Planned::Kept(kept) => {
+                    match previous.iter().position(|e| Arc::ptr_eq(&e.spec, &kept)) {
+                        Some(index) => previous.swap_remove(index),
+                        None => {
+                            debug_assert!(false, "kept alarm vanished during a reload");
+                            Entry::unchecked(kept)
+                        }
+                    }
+                }
+            };
+            alarms.push(entry);
+        }
+        Ok(())
+    }
+
+    /// Evaluates every `interval` on a thread of its own until the handle is stopped or
+    /// dropped. The first evaluation runs at once.
+    pub fn spawn(self, interval: Duration) -> Result<EvaluatorHandle, EvaluatorError> {
+        let (stop, stopped) = std::sync::mpsc::sync_channel::<()>(1);
+        let evaluator = self.clone();
+        let thread = std::thread::Builder::new()
+            .name("gatehouse-alarms".into())
+            .spawn(move || {
+                loop {
+                    evaluator.evaluate_once();
+                    match stopped.recv_timeout(interval) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            })
+            .map_err(EvaluatorError::Spawn)?;
+        Ok(EvaluatorHandle {
+            evaluator: self,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Vec<Entry>> {
+        self.alarms.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// An alarm's entry as at start: its last recorded state, or `INSUFFICIENT_DATA`.
+fn restore(store: &Store, spec: AlarmSpec) -> Result<Entry, EvaluatorError> {
+    let last = store
+        .alarm_history(Some(&spec.name), i64::MIN, 1)
+        .map_err(EvaluatorError::History)?;
+    let restored = last.into_iter().next().and_then(|record| {
+        match record.new_state.parse::<AlarmState>() {
+            Ok(state) => Some((state, record.timestamp_unix, record.reason)),
+            Err(error) => {
+                tracing::warn!(alarm = spec.name, %error, "ignoring an unreadable recorded alarm state");
+                None
+            }
+        }
+    });
+    Ok(match restored {
+        Some((state, since, reason)) => Entry {
+            spec: Arc::new(spec),
+            state,
+            since_unix: Some(since),
+            reason,
+        },
+        None => Entry::unchecked(Arc::new(spec)),
+    })
+}
+
+/// What [`Evaluator::replace_specs`] does with one of the new specs.
+enum Planned {
+    /// Unchanged: the current entry with this spec is kept.
+    Kept(Arc<AlarmSpec>),
+    /// New or changed: this entry, restored from the history.
+    Restored(Entry),
+}
+
+impl Entry {
+    /// An alarm that has never been evaluated.
+    fn unchecked(spec: Arc<AlarmSpec>) -> Entry {
+        Entry {
+            spec,
+            state: AlarmState::InsufficientData,
+            since_unix: None,
+            reason: "Unchecked: the alarm has not been evaluated yet".to_owned(),
+        }
+    }
+}
+
+/// The running evaluator. Stopping (or dropping) it ends the thread after its current
+/// evaluation.
+pub struct EvaluatorHandle {
+    evaluator: Evaluator,
+    stop: Option<SyncSender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for EvaluatorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EvaluatorHandle").finish_non_exhaustive()
+    }
+}
+
+impl EvaluatorHandle {
+    /// The evaluator, for [`Evaluator::states`] and [`Evaluator::replace_specs`].
+    pub fn evaluator(&self) -> &Evaluator {
+        &self.evaluator
+    }
+
+    /// Stops the thread and waits for it.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.try_send(());
+        }
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the alarm evaluator thread panicked");
+        }
+    }
+}
+
+impl Drop for EvaluatorHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

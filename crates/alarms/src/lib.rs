@@ -1,0 +1,31 @@
+//! CloudWatch-style metric alarms over the embedded store.
+//!
+//! An alarm ([`AlarmSpec`]) watches one statistic of one stored metric series in periods of a
+//! whole number of minutes, and is `ALARM` when M of its last N datapoints breach a threshold,
+//! `OK` when they do not, and `INSUFFICIENT_DATA` when there is nothing to judge, with
+//! CloudWatch's four treatments of missing data. The pieces:
+//!
+//! - `spec.rs`: the settings, their validation, the states and CloudWatch's names for them.
+//! - `evaluate.rs`: the pure rule from datapoints and previous state to the new state.
+//! - `evaluator.rs`: the [`Evaluator`] that reads the store every minute, keeps the states,
+//!   records transitions in the store's alarm history and hands them to a [`Notifier`].
+//! - `notify.rs`: the transition's JSON document and the [`WebhookNotifier`].
+//!
+//! **Architecture invariant:** alarms never touch the request path. They read what the metrics
+//! consumer has already stored, on their own thread, and deliver webhooks on a runtime task.
+
+mod evaluate;
+mod evaluator;
+mod notify;
+mod spec;
+
+pub use evaluate::{Evaluation, evaluate, evaluation_range};
+pub use evaluator::{
+    AlarmStatus, DEFAULT_INTERVAL, Datapoint, EVALUATION_DELAY_SECS, Evaluator, EvaluatorError,
+    EvaluatorHandle, Transition,
+};
+pub use notify::{DeliveryError, NoopNotifier, Notifier, RetryPolicy, WebhookNotifier, payload};
+pub use spec::{
+    AlarmSpec, AlarmState, Comparison, MAX_EVALUATION_SECS, MissingData, SpecError, UnknownName,
+    WebhookSpec, default_min_sample_count, validate_all,
+};
