@@ -2,6 +2,7 @@
 //! gateway's admin API.
 
 mod admin_client;
+mod alarms_api;
 mod alarms_cli;
 mod demo;
 mod logging;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
+use gatehouse_alarms::{DEFAULT_INTERVAL, Evaluator, EvaluatorHandle, WebhookNotifier};
 use gatehouse_config::{AccessLogSettings, ConfigErrors, Loaded, Settings};
 use gatehouse_proxy::{Gateway, Listener, Runtime};
 use gatehouse_store::{MetricWriter, Retention, Store, StoreConfig};
@@ -159,6 +160,8 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
 pub(crate) struct MetricsRuntime {
     pub(crate) store: Store,
     pub(crate) handle: MetricsHandle,
+    pub(crate) alarms: Evaluator,
+    alarm_thread: Arc<Mutex<Option<EvaluatorHandle>>>,
 }
 
 /// Hands each closed minute to the store's writer (which never blocks; a full queue is counted).
@@ -202,7 +205,26 @@ async fn start_metrics(
         Arc::new(SystemClock),
     )?;
     tracing::info!(path = %store.path().display(), "metrics store open");
-    Ok(MetricsRuntime { store, handle })
+
+    let specs = crate::alarms_api::specs(&settings.alarms);
+    let notifier = Arc::new(WebhookNotifier::new(tokio::runtime::Handle::current())?);
+    let alarm_store = store.clone();
+    // Restoring each alarm's last state reads the store: off the runtime threads.
+    let alarms = tokio::task::spawn_blocking(move || {
+        Evaluator::new(alarm_store, specs, Arc::new(SystemClock), notifier)
+    })
+    .await
+    .context("the alarm evaluator task failed")??;
+    let alarm_thread = alarms.clone().spawn(DEFAULT_INTERVAL)?;
+    if !settings.alarms.is_empty() {
+        tracing::info!(alarms = settings.alarms.len(), "alarm evaluator running");
+    }
+    Ok(MetricsRuntime {
+        store,
+        handle,
+        alarms,
+        alarm_thread: Arc::new(Mutex::new(Some(alarm_thread))),
+    })
 }
 
 impl Running {
@@ -259,6 +281,14 @@ impl Running {
         if let Some(metrics) = self.metrics {
             // The aggregator writes its open minutes when the bus closes; then the store commits.
             let closed = tokio::task::spawn_blocking(move || {
+                let alarm_thread = metrics
+                    .alarm_thread
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take();
+                if let Some(alarm_thread) = alarm_thread {
+                    alarm_thread.stop();
+                }
                 metrics.handle.join();
                 metrics.store.close();
             });
@@ -306,6 +336,21 @@ impl Reloader {
         {
             let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
             warn_about_restart_only_changes(&current.settings, &loaded.settings);
+        }
+        if let Some(metrics) = &self.metrics {
+            let evaluator = metrics.alarms.clone();
+            let specs = crate::alarms_api::specs(&loaded.settings.alarms);
+            let replaced =
+                tokio::task::spawn_blocking(move || evaluator.replace_specs(specs)).await;
+            match replaced {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "alarms were not updated"),
+                Err(error) => tracing::warn!(%error, "the alarm update task failed"),
+            }
+        } else if !loaded.settings.alarms.is_empty() {
+            tracing::warn!(
+                "alarms need metrics; they are not evaluated while metrics.enabled is false"
+            );
         }
         self.gateway.swap(Runtime {
             table: Arc::clone(&loaded.table),
@@ -381,6 +426,28 @@ impl gatehouse_admin::Control for Reloader {
         Box::pin(async move {
             match &self.metrics {
                 Some(metrics) => crate::metrics_api::query(&metrics.store, query).await,
+                None => Err(disabled()),
+            }
+        })
+    }
+
+    fn alarms(&self) -> gatehouse_admin::BoxFuture<'_, Result<Value, gatehouse_admin::ApiError>> {
+        Box::pin(async move {
+            match &self.metrics {
+                Some(metrics) => Ok(crate::alarms_api::states(&metrics.alarms)),
+                None => Err(disabled()),
+            }
+        })
+    }
+
+    fn alarm_history(
+        &self,
+        alarm: Option<String>,
+        since: Option<String>,
+    ) -> gatehouse_admin::BoxFuture<'_, Result<Value, gatehouse_admin::ApiError>> {
+        Box::pin(async move {
+            match &self.metrics {
+                Some(metrics) => crate::alarms_api::history(&metrics.store, alarm, since).await,
                 None => Err(disabled()),
             }
         })
