@@ -3,16 +3,24 @@
 #
 # Starts a fast upstream (nginx answering `return 200` from its own worker), nginx configured as an
 # equal reverse proxy (one worker, keep-alive pool to the upstream, JSON access log on) and
-# Gatehouse (access log on, --workers 1 and --workers 2), then measures each target with wrk
-# (HTTP/1.1) and h2load (HTTP/2 cleartext, prior knowledge), in rounds that alternate the targets.
-# Prints requests/s, p50 and p99 (the median over the rounds) and the ratios Gatehouse/nginx.
+# Gatehouse (access log on; --workers 1 with metrics on and with metrics off, --workers 2), then
+# measures each target with wrk (HTTP/1.1) and h2load (HTTP/2 cleartext, prior knowledge), in rounds
+# that alternate the targets. Prints requests/s, p50 and p99 (the median over the rounds), the
+# ratios Gatehouse/nginx and, when both --workers 1 variants ran, the cost of metrics (on/off).
+# BENCH_SUITE=metrics runs just that comparison (plus nginx for reference) with more rounds.
 # See bench/README.md for the knobs; everything it starts is stopped on exit.
 set -euo pipefail
 
 # ---- knobs (environment) ----------------------------------------------------------------------
+SUITE=${BENCH_SUITE:-full}                # full: every target; metrics: metrics on vs off (+ nginx)
+case $SUITE in
+    full) DEFAULT_TARGETS="direct nginx gatehouse-w1 gatehouse-w1-nometrics gatehouse-w2"; DEFAULT_ROUNDS=3 ;;
+    metrics) DEFAULT_TARGETS="nginx gatehouse-w1 gatehouse-w1-nometrics"; DEFAULT_ROUNDS=5 ;;
+    *) printf '[bench] error: BENCH_SUITE must be full or metrics, not %s\n' "$SUITE" >&2; exit 1 ;;
+esac
 DURATION=${BENCH_DURATION:-10}            # seconds per measured run
 WARMUP=${BENCH_WARMUP:-2}                 # seconds of warm-up per target and protocol (round 1 only)
-ROUNDS=${BENCH_ROUNDS:-3}                 # rounds; each round runs every target once, order rotated
+ROUNDS=${BENCH_ROUNDS:-$DEFAULT_ROUNDS}   # rounds; each round runs every target once, order rotated
 CONNECTIONS=${BENCH_CONNECTIONS:-50}      # wrk connections
 WRK_THREADS=${BENCH_WRK_THREADS:-1}
 H2_CLIENTS=${BENCH_H2_CLIENTS:-10}        # h2load connections
@@ -20,7 +28,7 @@ H2_STREAMS=${BENCH_H2_STREAMS:-10}        # h2load max concurrent streams per co
 REQ_PATH=${BENCH_PATH:-/bench/hello}      # path requested (exercises the greedy {proxy+} route)
 BODY_BYTES=${BENCH_BODY_BYTES:-128}       # size of the upstream's response body
 PROTOCOLS=${BENCH_PROTOCOLS:-"h1 h2"}     # h1 (wrk), h2 (h2load)
-TARGETS=${BENCH_TARGETS:-"direct nginx gatehouse-w1 gatehouse-w2"}
+TARGETS=${BENCH_TARGETS:-$DEFAULT_TARGETS}
 PIN=${BENCH_PIN:-1}                       # 1: proxies on CPU 1, load generator + upstream on CPU 0
 SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 GATEHOUSE_BIN=${GATEHOUSE_BIN:-}          # use this binary instead of building target/release/gatehouse
@@ -79,7 +87,8 @@ free_port() { # variable: set to a loopback port nothing listens on and not hand
     for _ in $(seq 200); do
         port=$((20000 + RANDOM % 30000))
         [[ $USED_PORTS == *" $port "* ]] && continue
-        if ! ss -Hltn "sport = :$port" | grep -q .; then
+        # Any TCP socket on the port, not only a listener: the range overlaps the ephemeral ports.
+        if ! ss -Htan "sport = :$port" | grep -q .; then
             USED_PORTS+="$port "
             printf -v "$1" '%s' "$port"
             return
@@ -171,14 +180,24 @@ http {
 EOF
 }
 
+# One file for every instance; what differs (ports, files, metrics on or off) comes from the
+# environment of each process. Every instance has the access log on, its own data_dir (the metrics
+# store) and an admin endpoint, used between runs only: to wait for the telemetry queues to drain
+# before reading the CPU time, and to count dropped records. Idle, it costs nothing per request.
 write_gatehouse_conf() {
     cat >"$WORK/gatehouse.yaml" <<'EOF'
 listeners:
   - name: bench
     bind: 127.0.0.1:${GATEHOUSE_PORT}
+admin:
+  bind: 127.0.0.1:${ADMIN_PORT}
+  token: ${GATEHOUSE_ADMIN_TOKEN}
+data_dir: ${DATA_DIR}
 access_log:
   destination: file
   path: ${ACCESS_LOG}
+metrics:
+  enabled: ${METRICS_ENABLED}
 apis:
   - name: bench
     stages:
@@ -196,17 +215,55 @@ apis:
 EOF
 }
 
-gatehouse_start() { # name workers port
-    local name=$1 workers=$2 port=$3 cpus=()
+# The Gatehouse targets: name -> "workers metrics".
+declare -A GH_SPEC=(
+    [gatehouse-w1]="1 true"
+    [gatehouse-w1-nometrics]="1 false"
+    [gatehouse-w2]="2 true"
+)
+declare -A GH_PORT GH_ADMIN GH_PID
+ADMIN_TOKEN=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
+
+gatehouse_start() { # name
+    local name=$1 workers metrics cpus=()
+    read -r workers metrics <<<"${GH_SPEC[$name]}"
     if [[ $PIN == 1 ]]; then
-        # One worker gets CPU 1 like nginx's one worker; two workers get both CPUs.
+        # One worker gets CPU 1 like nginx's one worker; two workers get both CPUs. Every thread of
+        # the process (access-log writer, metrics consumer, store writer) shares those CPUs.
         if ((workers == 1)); then cpus=(taskset -c 1); else cpus=(taskset -c 0,1); fi
     fi
-    GATEHOUSE_PORT=$port ACCESS_LOG="$WORK/$name-access.log" UPSTREAM_URL="http://127.0.0.1:$UPSTREAM_PORT" \
+    free_port "GH_PORT[$name]"
+    free_port "GH_ADMIN[$name]"
+    mkdir -p "$WORK/$name/data"
+    GATEHOUSE_PORT=${GH_PORT[$name]} ADMIN_PORT=${GH_ADMIN[$name]} GATEHOUSE_ADMIN_TOKEN=$ADMIN_TOKEN \
+        DATA_DIR="$WORK/$name/data" METRICS_ENABLED=$metrics ACCESS_LOG="$WORK/$name-access.log" \
+        UPSTREAM_URL="http://127.0.0.1:$UPSTREAM_PORT" \
         GATEHOUSE_LOG=warn "${cpus[@]}" "$GATEHOUSE_BIN" serve --config "$WORK/gatehouse.yaml" \
         --workers "$workers" --shutdown-grace 1s >"$WORK/$name.out" 2>"$WORK/$name.err" &
     PIDS+=($!)
-    printf -v "GH${workers}_PID" '%s' "$!"
+    GH_PID[$name]=$!
+}
+
+admin_get() { # name path
+    curl -sf --max-time 5 -H "Authorization: Bearer $ADMIN_TOKEN" "http://127.0.0.1:${GH_ADMIN[$1]}$2"
+}
+
+# Prints "queued dropped delivered", summed over the telemetry consumers of a Gatehouse instance.
+telemetry_counters() { # name
+    admin_get "$1" /admin/status | grep -o '"\(queued\|dropped\|delivered\)":[0-9]*' |
+        awk -F: '{ s[$1] += $2 } END { printf "%d %d %d\n", s["\"queued\""], s["\"dropped\""], s["\"delivered\""] }'
+}
+
+# Waits (up to 3 s) until the consumers have taken everything published, so that the CPU time read
+# next includes the access-log and metrics work for every request of the run.
+wait_drained() { # name
+    local queued
+    for _ in $(seq 60); do
+        read -r queued _ _ <<<"$(telemetry_counters "$1")"
+        [[ $queued == 0 ]] && return 0
+        sleep 0.05
+    done
+    log "$1: $queued telemetry records still queued 3 s after the run"
 }
 
 # ---- measuring --------------------------------------------------------------------------------
@@ -263,8 +320,7 @@ port_of() { # target protocol
         direct:h2) echo "$UPSTREAM_H2_PORT" ;;
         nginx:h1) echo "$NGINX_PORT" ;;
         nginx:h2) echo "$NGINX_H2_PORT" ;;
-        gatehouse-w1:*) echo "$GH1_PORT" ;;
-        gatehouse-w2:*) echo "$GH2_PORT" ;;
+        gatehouse-*:*) echo "${GH_PORT[$1]}" ;;
         *) die "unknown target $1" ;;
     esac
 }
@@ -273,8 +329,7 @@ pid_of() { # target: the process that does the target's work
     case "$1" in
         direct) pgrep -P "$(cat "$WORK/upstream/nginx.pid")" | head -1 ;;
         nginx) pgrep -P "$(cat "$WORK/nginx/nginx.pid")" | head -1 ;;
-        gatehouse-w1) echo "$GH1_PID" ;;
-        gatehouse-w2) echo "$GH2_PID" ;;
+        gatehouse-*) echo "${GH_PID[$1]}" ;;
     esac
 }
 
@@ -282,25 +337,50 @@ cpu_ticks() { # pid: user + system time of all its threads, in clock ticks
     awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
-# Prints "rps p50_ms p99_ms cpu_us_per_request".
+# Prints "rps p50_ms p99_ms cpu_us_per_request dropped" (dropped: telemetry records a Gatehouse
+# target dropped during the run, "-" for the others).
 measure() { # target protocol seconds
-    local port pid before after rps p50 p99 count
+    local port pid before after rps p50 p99 count gatehouse=0 dropped0 dropped1 dropped=-
     port=$(port_of "$1" "$2")
     pid=$(pid_of "$1")
+    if [[ $1 == gatehouse-* ]]; then
+        gatehouse=1
+        wait_drained "$1"
+        read -r _ dropped0 _ <<<"$(telemetry_counters "$1")"
+    fi
     before=$(cpu_ticks "$pid")
     if [[ $2 == h1 ]]; then
         read -r rps p50 p99 count <<<"$(run_wrk "$port" "$3")"
     else
         read -r rps p50 p99 count <<<"$(run_h2load "$port" "$3")"
     fi
+    if ((gatehouse)); then wait_drained "$1"; fi
     after=$(cpu_ticks "$pid")
-    awk -v r="$rps" -v a="$p50" -v b="$p99" -v n="$count" -v t0="$before" -v t1="$after" -v hz="$CLK_TCK" \
-        'BEGIN { printf "%s %s %s %.1f\n", r, a, b, (n > 0 ? (t1 - t0) / hz * 1e6 / n : 0) }'
+    if ((gatehouse)); then
+        read -r _ dropped1 _ <<<"$(telemetry_counters "$1")"
+        dropped=$((dropped1 - dropped0))
+    fi
+    awk -v r="$rps" -v a="$p50" -v b="$p99" -v n="$count" -v t0="$before" -v t1="$after" -v hz="$CLK_TCK" -v d="$dropped" \
+        'BEGIN { printf "%s %s %s %.1f %s\n", r, a, b, (n > 0 ? (t1 - t0) / hz * 1e6 / n : 0), d }'
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "nan" }'; }
 
 # ---- main -------------------------------------------------------------------------------------
+read -r -a targets <<<"$TARGETS"
+read -r -a protocols <<<"$PROTOCOLS"
+GH_TARGETS=()
+for target in "${targets[@]}"; do
+    case $target in
+        direct | nginx) ;;
+        *) [[ -n ${GH_SPEC[$target]:-} ]] || die "unknown target $target (known: direct nginx ${!GH_SPEC[*]})"
+           GH_TARGETS+=("$target") ;;
+    esac
+done
+for protocol in "${protocols[@]}"; do
+    [[ $protocol == h1 || $protocol == h2 ]] || die "unknown protocol $protocol (known: h1 h2)"
+done
+
 ensure_tools
 if [[ -z $GATEHOUSE_BIN ]]; then
     GATEHOUSE_BIN=$ROOT/target/release/gatehouse
@@ -311,7 +391,7 @@ if [[ -z $GATEHOUSE_BIN ]]; then
 fi
 [[ -x $GATEHOUSE_BIN ]] || die "$GATEHOUSE_BIN is missing (build it or set GATEHOUSE_BIN)"
 
-for name in UPSTREAM_PORT UPSTREAM_H2_PORT NGINX_PORT NGINX_H2_PORT GH1_PORT GH2_PORT; do
+for name in UPSTREAM_PORT UPSTREAM_H2_PORT NGINX_PORT NGINX_H2_PORT; do
     free_port "$name"
 done
 
@@ -322,24 +402,30 @@ write_gatehouse_conf
 nginx_start upstream "$WORK/upstream.conf" $(pin_load)
 # shellcheck disable=SC2046
 nginx_start nginx "$WORK/nginx.conf" $(pin_proxy)
-gatehouse_start gatehouse-w1 1 "$GH1_PORT"
-gatehouse_start gatehouse-w2 2 "$GH2_PORT"
-for port in "$UPSTREAM_PORT" "$UPSTREAM_H2_PORT" "$NGINX_PORT" "$NGINX_H2_PORT" "$GH1_PORT" "$GH2_PORT"; do
-    wait_port "$port"
-done
-for port in "$NGINX_PORT" "$GH1_PORT" "$UPSTREAM_PORT"; do
+# Only the Gatehouse instances being measured run (an idle one still polls its queues).
+for name in "${GH_TARGETS[@]}"; do gatehouse_start "$name"; done
+ports=("$UPSTREAM_PORT" "$UPSTREAM_H2_PORT" "$NGINX_PORT" "$NGINX_H2_PORT")
+for name in "${GH_TARGETS[@]}"; do ports+=("${GH_PORT[$name]}" "${GH_ADMIN[$name]}"); done
+for port in "${ports[@]}"; do wait_port "$port"; done
+ports=("$NGINX_PORT" "$UPSTREAM_PORT")
+for name in "${GH_TARGETS[@]}"; do ports+=("${GH_PORT[$name]}"); done
+for port in "${ports[@]}"; do
     code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$REQ_PATH")
     [[ $code == 200 ]] || die "GET $REQ_PATH on port $port answered $code"
+done
+# Metrics really are on where they should be, and off where they should not.
+for name in "${GH_TARGETS[@]}"; do
+    read -r _ metrics <<<"${GH_SPEC[$name]}"
+    if admin_get "$name" /metrics >/dev/null; then on=true; else on=false; fi
+    [[ $on == "$metrics" ]] || die "$name: metrics enabled is $on, expected $metrics"
 done
 
 CLK_TCK=$(getconf CLK_TCK)
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 DIRTY=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo "+dirty" || true)
-log "commit $COMMIT$DIRTY; ${ROUNDS} rounds x ${DURATION}s; pin=$PIN; targets: $TARGETS; protocols: $PROTOCOLS"
+log "commit $COMMIT$DIRTY; suite $SUITE; ${ROUNDS} rounds x ${DURATION}s; pin=$PIN; targets: $TARGETS; protocols: $PROTOCOLS"
 log "wrk -t$WRK_THREADS -c$CONNECTIONS; h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS; path $REQ_PATH; body $BODY_BYTES B"
 
-read -r -a targets <<<"$TARGETS"
-read -r -a protocols <<<"$PROTOCOLS"
 RESULTS=$WORK/results.txt
 : >"$RESULTS"
 for round in $(seq "$ROUNDS"); do
@@ -350,31 +436,41 @@ for round in $(seq "$ROUNDS"); do
             target=${targets[$(((k + round - 1) % n))]}
             if ((round == 1 && WARMUP > 0)); then measure "$target" "$protocol" "$WARMUP" >/dev/null; fi
             line=$(measure "$target" "$protocol" "$DURATION")
-            read -r rps p50 p99 cpu <<<"$line"
-            log "round $round $protocol $(printf '%-13s' "$target") ${rps} req/s  p50 ${p50} ms  p99 ${p99} ms  cpu ${cpu} us/req"
-            echo "$protocol $target $round $rps $p50 $p99 $cpu" >>"$RESULTS"
+            read -r rps p50 p99 cpu dropped <<<"$line"
+            log "round $round $protocol $(printf '%-22s' "$target") ${rps} req/s  p50 ${p50} ms  p99 ${p99} ms  cpu ${cpu} us/req  dropped ${dropped}"
+            echo "$protocol $target $round $rps $p50 $p99 $cpu $dropped" >>"$RESULTS"
             # Keep the disk from filling up; the logs were written, which is what costs.
             for f in "$WORK"/*-access.log; do : >"$f"; done
         done
     done
 done
 
-# Access logs really were on: the bus drops nothing silently, so check none were dropped either.
-for name in gatehouse-w1 gatehouse-w2; do
-    if grep -qi 'dropped' "$WORK/$name.err"; then log "$name: $(grep -i dropped "$WORK/$name.err" | tail -1)"; fi
+# Every request went through the access log (and metrics): no telemetry record was dropped.
+for name in "${GH_TARGETS[@]}"; do
+    read -r _ dropped delivered <<<"$(telemetry_counters "$name")"
+    if ((dropped > 0)); then log "WARNING: $name dropped $dropped telemetry records (delivered $delivered); its runs did less work"; fi
 done
 
 stat_of() { # protocol target column(4 rps, 5 p50, 6 p99, 7 cpu us/req)
     awk -v p="$1" -v t="$2" -v c="$3" '$1 == p && $2 == t { print $c }' "$RESULTS" | median
 }
 
+# Median over the rounds of the per-round ratio a/b: both were measured in the same round, minutes
+# apart at most, so this ratio is less exposed to the machine's drift than the ratio of medians.
+paired_ratio() { # protocol target-a target-b column
+    awk -v p="$1" -v a="$2" -v b="$3" -v c="$4" '
+        $1 == p && $2 == a { va[$3] = $c }
+        $1 == p && $2 == b { vb[$3] = $c }
+        END { for (r in va) if ((r in vb) && vb[r] > 0) print va[r] / vb[r] }' "$RESULTS" | median
+}
+
 echo
-echo "Gatehouse bench, commit $COMMIT$DIRTY, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, pin=$PIN"
+echo "Gatehouse bench, commit $COMMIT$DIRTY, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, pin=$PIN, suite $SUITE"
 echo "median of $ROUNDS rounds x ${DURATION}s; wrk -t$WRK_THREADS -c$CONNECTIONS; h2load -c$H2_CLIENTS -m$H2_STREAMS"
 echo
 MD="| protocol | target | requests/s | p50 ms | p99 ms | CPU µs/req | req/s vs nginx | p99 vs nginx | CPU/req vs nginx |"$'\n'
 MD+="|---|---|---:|---:|---:|---:|---:|---:|---:|"$'\n'
-printf '%-5s %-13s %10s %8s %8s %11s %10s %10s %10s\n' proto target req/s p50_ms p99_ms cpu_us/req rps/nginx p99/nginx cpu/nginx
+printf '%-5s %-22s %10s %8s %8s %11s %10s %10s %10s\n' proto target req/s p50_ms p99_ms cpu_us/req rps/nginx p99/nginx cpu/nginx
 for protocol in "${protocols[@]}"; do
     nginx_rps=$(stat_of "$protocol" nginx 4)
     nginx_p99=$(stat_of "$protocol" nginx 6)
@@ -387,15 +483,45 @@ for protocol in "${protocols[@]}"; do
         ratio_rps=$(awk -v a="$rps" -v b="$nginx_rps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
         ratio_p99=$(awk -v a="$p99" -v b="$nginx_p99" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
         ratio_cpu=$(awk -v a="$cpu" -v b="$nginx_cpu" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-        printf '%-5s %-13s %10.0f %8.3f %8.3f %11.1f %10s %10s %10s\n' "$protocol" "$target" "$rps" "$p50" "$p99" "$cpu" "$ratio_rps" "$ratio_p99" "$ratio_cpu"
+        printf '%-5s %-22s %10.0f %8.3f %8.3f %11.1f %10s %10s %10s\n' "$protocol" "$target" "$rps" "$p50" "$p99" "$cpu" "$ratio_rps" "$ratio_p99" "$ratio_cpu"
         MD+=$(printf '| %s | %s | %.0f | %.3f | %.3f | %.1f | %s× | %s× | %s× |' "$protocol" "$target" "$rps" "$p50" "$p99" "$cpu" "$ratio_rps" "$ratio_p99" "$ratio_cpu")$'\n'
     done
 done
 echo
 echo "Ratios are target / nginx: requests/s higher is better, p99 and CPU/req lower are better."
 echo "CPU µs/req is the user+system time of the process doing the target's work (direct: the upstream;"
-echo "nginx: its worker; Gatehouse: the whole process, access-log thread included) per completed request."
+echo "nginx: its worker; Gatehouse: the whole process, access-log, metrics and store threads included)"
+echo "per completed request."
 echo
 echo "$MD"
-echo "All runs (protocol target round req/s p50_ms p99_ms cpu_us/req):"
+
+# The cost of metrics: gatehouse-w1 (metrics on) against gatehouse-w1-nometrics, same everything else.
+if [[ " $TARGETS " == *" gatehouse-w1 "* && " $TARGETS " == *" gatehouse-w1-nometrics "* ]]; then
+    on=gatehouse-w1 off=gatehouse-w1-nometrics
+    echo "Metrics overhead, --workers 1: metrics on ($on) / metrics off ($off)."
+    echo "'median' is the ratio of the medians; 'paired' the median of the per-round ratios."
+    echo "Cost: throughput lost = 1 - req/s ratio; CPU added = CPU/req ratio - 1. Goal: at most 3 %."
+    echo
+    MO="| protocol | req/s on | req/s off | req/s on/off (median, paired) | CPU µs/req on | CPU µs/req off | CPU/req on/off (median, paired) | p99 ms on, off |"$'\n'
+    MO+="|---|---:|---:|---:|---:|---:|---:|---:|"$'\n'
+    printf '%-5s %9s %9s %8s %8s %9s %8s %8s %8s %11s %11s\n' proto rps_on rps_off on/off paired cpu_on cpu_off on/off paired thru_lost cpu_added
+    for protocol in "${protocols[@]}"; do
+        rps_on=$(stat_of "$protocol" $on 4); rps_off=$(stat_of "$protocol" $off 4)
+        cpu_on=$(stat_of "$protocol" $on 7); cpu_off=$(stat_of "$protocol" $off 7)
+        p99_on=$(stat_of "$protocol" $on 6); p99_off=$(stat_of "$protocol" $off 6)
+        rps_r=$(awk -v a="$rps_on" -v b="$rps_off" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
+        cpu_r=$(awk -v a="$cpu_on" -v b="$cpu_off" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
+        rps_p=$(paired_ratio "$protocol" $on $off 4 | awk '{ printf "%.3f", $1 }')
+        cpu_p=$(paired_ratio "$protocol" $on $off 7 | awk '{ printf "%.3f", $1 }')
+        lost=$(awk -v r="$rps_p" 'BEGIN { printf "%+.1f%%", (1 - r) * 100 }')
+        added=$(awk -v r="$cpu_p" 'BEGIN { printf "%+.1f%%", (r - 1) * 100 }')
+        printf '%-5s %9.0f %9.0f %8s %8s %9.1f %8.1f %8s %8s %11s %11s\n' "$protocol" "$rps_on" "$rps_off" "$rps_r" "$rps_p" "$cpu_on" "$cpu_off" "$cpu_r" "$cpu_p" "$lost" "$added"
+        MO+=$(printf '| %s | %.0f | %.0f | %s×, %s× | %.1f | %.1f | %s×, %s× | %.3f, %.3f |' "$protocol" "$rps_on" "$rps_off" "$rps_r" "$rps_p" "$cpu_on" "$cpu_off" "$cpu_r" "$cpu_p" "$p99_on" "$p99_off")$'\n'
+    done
+    echo "(thru_lost and cpu_added from the paired ratios)"
+    echo
+    echo "$MO"
+fi
+
+echo "All runs (protocol target round req/s p50_ms p99_ms cpu_us/req dropped):"
 sed 's/^/    /' "$RESULTS"
