@@ -144,3 +144,101 @@ async fn requests_become_metrics_that_survive_a_restart() {
     assert_ne!(code, 0);
     assert!(stderr.contains("unknown statistic"), "{stderr}");
 }
+
+/// Exact quantile at rank floor(q·(n−1)), the rank DDSketch's accuracy guarantee is stated for.
+fn exact_quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted[(q * (sorted.len() - 1) as f64).floor() as usize]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_percentiles_are_within_the_sketch_error_of_the_exact_latencies() {
+    let upstream = support::start_upstream().await;
+    let config = CONFIG
+        .replace("destination: off", "destination: file\n  path: access.log")
+        .replace(
+            "          type: mock\n          body: 'item {id}'\n",
+            "          type: http\n          url: ${UPSTREAM}/delay/{id}\n",
+        );
+    let upstream_url = format!("http://{upstream}");
+    let env = [("UPSTREAM", upstream_url.as_str())];
+    let gatehouse = Gatehouse::start(&config, &env);
+    let client = reqwest::Client::new();
+    // A latency distribution we control: 240 requests, delays 1..=40 ms, six of each, 8 at a time.
+    let delays: Vec<u64> = (0..240).map(|i| 1 + (i * 7) % 40).collect();
+    let mut tasks = Vec::new();
+    for chunk in delays.chunks(30) {
+        let (client, urls) = (
+            client.clone(),
+            chunk
+                .iter()
+                .map(|ms| gatehouse.url(&format!("/prod/items/{ms}")))
+                .collect::<Vec<_>>(),
+        );
+        tasks.push(tokio::spawn(async move {
+            for url in urls {
+                assert_eq!(client.get(url).send().await.unwrap().status(), 200);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let gatehouse = gatehouse.restart(&env);
+
+    // The exact latencies, from the access log: the same timestamps the metrics are made of.
+    let log = std::fs::read_to_string(gatehouse.dir().join("access.log")).unwrap();
+    let mut exact: Vec<f64> = log
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["latencyMs"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    exact.sort_by(f64::total_cmp);
+    assert_eq!(exact.len(), 240, "client-side count and logged count agree");
+
+    let count = query(
+        &gatehouse,
+        &[
+            "Count", "--api", "shop", "--stage", "prod", "--period", "3600", "--since", "2h",
+        ],
+    );
+    assert_eq!(total(&count), 240.0, "{count}");
+    for (stat, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)] {
+        let answer = query(
+            &gatehouse,
+            &[
+                "Latency",
+                "--api",
+                "shop",
+                "--stage",
+                "prod",
+                "--route",
+                "/items/{id}",
+                "--method",
+                "GET",
+                "--stat",
+                stat,
+                "--period",
+                "86400",
+                "--since",
+                "2h",
+            ],
+        );
+        let points = answer["datapoints"].as_array().unwrap();
+        // One day-long datapoint merges every minute of the run (unless it straddled midnight UTC).
+        if points.len() != 1 {
+            eprintln!("the run straddled a day boundary; percentile check skipped");
+            continue;
+        }
+        let estimate = points[0]["value"].as_f64().unwrap();
+        let truth = exact_quantile(&exact, q);
+        // 1 % relative accuracy, plus the access log's rounding to whole microseconds.
+        let bound = truth * 0.01 + 0.002;
+        assert!(
+            (estimate - truth).abs() <= bound,
+            "{stat}: stored {estimate} ms, exact {truth} ms"
+        );
+    }
+}
