@@ -128,10 +128,34 @@ pub(crate) async fn query(store: &Store, request: MetricsQuery) -> Result<Value,
         end_unix: end,
     };
     let store = store.clone();
-    let points = tokio::task::spawn_blocking(move || store.query_metrics(&query))
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("the query task failed: {e}")))?
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let (points, history) = tokio::task::spawn_blocking(move || {
+        let points = store.query_metrics(&query)?;
+        let history = store.alarm_history(None, query.start_unix, 1000)?;
+        Ok::<_, gatehouse_store::StoreError>((points, history))
+    })
+    .await
+    .map_err(|e| ApiError::Unavailable(format!("the query task failed: {e}")))?
+    .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    // Alarm state changes on this very series, so a graph can mark them (beyond CloudWatch).
+    let wanted_dims = dims_json(&dimensions);
+    let alarm_changes: Vec<Value> = history
+        .iter()
+        .filter(|row| row.timestamp_unix <= end)
+        .filter_map(|row| {
+            let data: Value = serde_json::from_str(&row.data).ok()?;
+            (data["metric"] == request.metric.as_str() && data["dimensions"] == wanted_dims).then(
+                || {
+                    json!({
+                        "timestamp": rfc3339(row.timestamp_unix),
+                        "unix": row.timestamp_unix,
+                        "alarm": row.alarm,
+                        "oldState": row.old_state,
+                        "newState": row.new_state,
+                    })
+                },
+            )
+        })
+        .collect();
     let datapoints: Vec<Value> = points
         .iter()
         .filter_map(|point| {
@@ -153,6 +177,7 @@ pub(crate) async fn query(store: &Store, request: MetricsQuery) -> Result<Value,
         "start": rfc3339(start),
         "end": rfc3339(end),
         "datapoints": datapoints,
+        "alarmChanges": alarm_changes,
     }))
 }
 

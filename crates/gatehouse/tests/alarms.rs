@@ -111,6 +111,19 @@ async fn an_alarm_fires_its_webhook_and_shows_in_the_cli() {
     assert_eq!(history["history"][0]["newState"], "ALARM");
     assert_eq!(history["history"][0]["data"]["threshold"], 1.0);
 
+    // The metric series the alarm watches carries the state change as a mark.
+    let (code, stdout, stderr) = run(
+        &[
+            "metrics", "query", "Count", "--api", "shop", "-o", "json", "--admin", &admin,
+            "--token", TOKEN,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let series: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(series["alarmChanges"][0]["alarm"], "no-traffic", "{series}");
+    assert_eq!(series["alarmChanges"][0]["newState"], "ALARM");
+
     // The state survives a restart: no second INSUFFICIENT_DATA → ALARM notification.
     let gatehouse = gatehouse.restart(&env);
     let client = reqwest::Client::new();
