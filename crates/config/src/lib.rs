@@ -37,8 +37,8 @@ pub use integration::{
 };
 pub use routing::{PathParams, Resolution, Route, RouteTable};
 pub use settings::{
-    AccessLogSettings, AdminSettings, Limits, ListenerSettings, MetricsSettings, Secret, Settings,
-    TelemetrySettings, TlsFiles,
+    AccessLogSettings, AdminSettings, Limits, ListenerSettings, MetricsSettings, OtlpSettings,
+    Secret, Settings, TelemetrySettings, TlsFiles,
 };
 pub use template::{ContextVar, Template, TemplateError};
 pub use validate::MIN_ADMIN_TOKEN_CHARS;

@@ -131,6 +131,22 @@ pub(crate) struct MetricsSpec {
     pub(crate) enabled: bool,
     pub(crate) max_series: usize,
     pub(crate) retention_days: RetentionSpec,
+    pub(crate) otlp: Option<OtlpSpec>,
+}
+
+/// Export of the per-minute metrics over OTLP/HTTP (protobuf).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OtlpSpec {
+    pub(crate) endpoint: String,
+    #[serde(default)]
+    pub(crate) headers: std::collections::BTreeMap<String, String>,
+    #[serde(default = "default_otlp_timeout")]
+    pub(crate) timeout_ms: u64,
+}
+
+fn default_otlp_timeout() -> u64 {
+    10_000
 }
 
 impl Default for MetricsSpec {
@@ -139,6 +155,7 @@ impl Default for MetricsSpec {
             enabled: true,
             max_series: 10_000,
             retention_days: RetentionSpec::default(),
+            otlp: None,
         }
     }
 }

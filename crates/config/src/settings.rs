@@ -129,4 +129,14 @@ pub struct MetricsSettings {
     pub retention_five_minutes: std::time::Duration,
     /// How long 1-hour rollups are kept.
     pub retention_hour: std::time::Duration,
+    /// Where closed minutes are also exported over OTLP/HTTP, if anywhere.
+    pub otlp: Option<OtlpSettings>,
+}
+
+/// An OTLP/HTTP metrics endpoint (e.g. an OpenTelemetry collector's `/v1/metrics`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpSettings {
+    pub endpoint: http::Uri,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub timeout: std::time::Duration,
 }

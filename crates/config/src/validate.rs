@@ -97,6 +97,10 @@ pub(crate) fn settings(file: &FileSpec, base_dir: &Path, diags: &mut Diagnostics
             retention_minute: days(retention.minute),
             retention_five_minutes: days(retention.five_minutes),
             retention_hour: days(retention.hour),
+            otlp: metrics
+                .otlp
+                .as_ref()
+                .and_then(|otlp| otlp_settings(otlp, diags)),
         },
     }
 }
@@ -258,4 +262,45 @@ fn readable_file(base_dir: &Path, file: &str, path: &str, diags: &mut Diagnostic
         );
     }
     resolved
+}
+
+fn otlp_settings(
+    spec: &crate::model::OtlpSpec,
+    diags: &mut Diagnostics<'_>,
+) -> Option<crate::settings::OtlpSettings> {
+    let endpoint = match spec.endpoint.parse::<http::Uri>() {
+        Ok(uri)
+            if matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some() =>
+        {
+            Some(uri)
+        }
+        _ => {
+            diags.error(
+                "metrics.otlp.endpoint",
+                format!("'{}' is not an absolute http:// or https:// URL (e.g. http://127.0.0.1:4318/v1/metrics)", spec.endpoint),
+            );
+            None
+        }
+    };
+    if spec.timeout_ms == 0 {
+        diags.error("metrics.otlp.timeout_ms", "must be at least 1");
+    }
+    let mut headers = Vec::new();
+    for (name, value) in &spec.headers {
+        match (
+            http::HeaderName::try_from(name.as_str()),
+            http::HeaderValue::try_from(value.as_str()),
+        ) {
+            (Ok(name), Ok(value)) => headers.push((name, value)),
+            _ => diags.error(
+                &join_key("metrics.otlp.headers", name),
+                "not a valid header name and value",
+            ),
+        }
+    }
+    Some(crate::settings::OtlpSettings {
+        endpoint: endpoint?,
+        headers,
+        timeout: std::time::Duration::from_millis(spec.timeout_ms),
+    })
 }

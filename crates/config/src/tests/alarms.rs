@@ -97,3 +97,27 @@ fn alarm_rules_are_reported_with_positions() {
         errors(twice)
     );
 }
+
+#[test]
+fn otlp_export_is_optional_and_checked() {
+    let loaded = load("metrics:\n  otlp:\n    endpoint: http://127.0.0.1:4318/v1/metrics\n    headers: { x-tenant: a }\n").unwrap();
+    let otlp = loaded.settings.metrics.otlp.unwrap();
+    assert_eq!(otlp.endpoint, "http://127.0.0.1:4318/v1/metrics");
+    assert_eq!(otlp.timeout, std::time::Duration::from_secs(10));
+    assert!(
+        load("metrics: {}\n")
+            .unwrap()
+            .settings
+            .metrics
+            .otlp
+            .is_none()
+    );
+    let found = errors("metrics:\n  otlp:\n    endpoint: collector:4318\n");
+    assert!(
+        found
+            .iter()
+            .any(|e| e
+                .starts_with("3:15: metrics.otlp.endpoint: 'collector:4318' is not an absolute")),
+        "{found:?}"
+    );
+}
