@@ -6,6 +6,7 @@ mod clock;
 mod consumer;
 mod dimensions;
 mod names;
+mod otlp;
 mod prometheus;
 mod stat;
 mod statistic;
@@ -17,6 +18,10 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use consumer::{MetricSink, MetricsAggregator, MetricsConfig, MetricsHandle, MetricsStats};
 pub use dimensions::Dimensions;
 pub use names::{Metric, OVERFLOW_API, prometheus as prometheus_names};
+pub use otlp::{
+    ExportPolicy, FanOut, OTLP_NAME_PREFIX, OTLP_SUMMARY_QUANTILES, OtlpConfig, OtlpExporter,
+    OtlpHandle, OtlpStats,
+};
 pub use prometheus::{PROMETHEUS_CONTENT_TYPE, register_bus_drops};
 pub use prometheus_client;
 pub use stat::{Statistic, UnknownStatistic};
