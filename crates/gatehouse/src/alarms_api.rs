@@ -33,6 +33,11 @@ fn spec(alarm: &AlarmSettings) -> AlarmSpec {
         statistic: alarm.statistic,
         period_secs: alarm.period_secs,
         threshold: alarm.threshold,
+        anomaly: alarm.anomaly.map(|anomaly| gatehouse_alarms::AnomalySpec {
+            band_width: anomaly.band_width,
+            training_days: anomaly.training_days,
+            min_training_days: anomaly.min_training_days,
+        }),
         comparison: match alarm.comparison {
             gatehouse_config::Comparison::GreaterThanThreshold => Comparison::GreaterThanThreshold,
             gatehouse_config::Comparison::GreaterThanOrEqualToThreshold => {
@@ -41,6 +46,15 @@ fn spec(alarm: &AlarmSettings) -> AlarmSpec {
             gatehouse_config::Comparison::LessThanThreshold => Comparison::LessThanThreshold,
             gatehouse_config::Comparison::LessThanOrEqualToThreshold => {
                 Comparison::LessThanOrEqualToThreshold
+            }
+            gatehouse_config::Comparison::LessThanLowerOrGreaterThanUpperThreshold => {
+                Comparison::LessThanLowerOrGreaterThanUpperThreshold
+            }
+            gatehouse_config::Comparison::GreaterThanUpperThreshold => {
+                Comparison::GreaterThanUpperThreshold
+            }
+            gatehouse_config::Comparison::LessThanLowerThreshold => {
+                Comparison::LessThanLowerThreshold
             }
         },
         evaluation_periods: alarm.evaluation_periods,

@@ -13,8 +13,8 @@ use gatehouse_config::{AccessLogSettings, ConfigErrors, Loaded, Settings};
 use gatehouse_proxy::{Gateway, Listener, Runtime};
 use gatehouse_store::{MetricWriter, Retention, Store, StoreConfig};
 use gatehouse_telemetry::metrics::{
-    MetricPoint, MetricSink, MetricsAggregator, MetricsConfig, MetricsHandle, SystemClock,
-    register_bus_drops,
+    FanOut, MetricPoint, MetricSink, MetricsAggregator, MetricsConfig, MetricsHandle, OtlpConfig,
+    OtlpExporter, OtlpHandle, SystemClock, register_bus_drops,
 };
 use gatehouse_telemetry::{AccessLogDestination, AccessLogWriter, BusBuilder};
 use serde_json::{Value, json};
@@ -162,6 +162,7 @@ pub(crate) struct MetricsRuntime {
     pub(crate) handle: MetricsHandle,
     pub(crate) alarms: Evaluator,
     alarm_thread: Arc<Mutex<Option<EvaluatorHandle>>>,
+    otlp: Arc<Mutex<Option<OtlpHandle>>>,
 }
 
 /// Hands each closed minute to the store's writer (which never blocks; a full queue is counted).
@@ -195,13 +196,29 @@ async fn start_metrics(
         .await
         .context("the store task failed")?
         .with_context(|| format!("cannot open the store in {}", dir.display()))?;
+    let mut sinks: Vec<Box<dyn MetricSink>> = vec![Box::new(StoreSink(store.metrics_writer()))];
+    let otlp = match &settings.metrics.otlp {
+        Some(otlp) => {
+            let (exporter, handle) = OtlpExporter::spawn(OtlpConfig {
+                endpoint: otlp.endpoint.clone(),
+                headers: otlp.headers.clone(),
+                timeout: otlp.timeout,
+                service_name: "gatehouse".into(),
+                service_instance_id: instance_id(),
+            })?;
+            tracing::info!(endpoint = %otlp.endpoint, "exporting metrics over OTLP/HTTP");
+            sinks.push(Box::new(exporter));
+            Some(handle)
+        }
+        None => None,
+    };
     let handle = MetricsAggregator::spawn(
         records,
         MetricsConfig {
             max_series: settings.metrics.max_series,
             ..MetricsConfig::default()
         },
-        Box::new(StoreSink(store.metrics_writer())),
+        Box::new(FanOut(sinks)),
         Arc::new(SystemClock),
     )?;
     tracing::info!(path = %store.path().display(), "metrics store open");
@@ -224,7 +241,14 @@ async fn start_metrics(
         handle,
         alarms,
         alarm_thread: Arc::new(Mutex::new(Some(alarm_thread))),
+        otlp: Arc::new(Mutex::new(otlp)),
     })
+}
+
+/// `service.instance.id` for OTLP: the host name and process id.
+fn instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}-{}", host.trim(), std::process::id())
 }
 
 impl Running {
@@ -290,6 +314,20 @@ impl Running {
                     alarm_thread.stop();
                 }
                 metrics.handle.join();
+                let otlp = metrics
+                    .otlp
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take();
+                if let Some(otlp) = otlp {
+                    let stats = otlp.join();
+                    tracing::info!(
+                        exported = stats.minutes_exported,
+                        failed = stats.minutes_failed,
+                        dropped = stats.minutes_dropped,
+                        "OTLP export stopped"
+                    );
+                }
                 metrics.store.close();
             });
             if tokio::time::timeout(Duration::from_secs(5), closed)
