@@ -15,6 +15,7 @@
 //!   `- - X - -` (N = M = 3) is `ALARM`.
 //! - `ignore`: when the missing points could decide it, or all are missing, the state is kept.
 
+use crate::anomaly::Band;
 use crate::spec::{AlarmSpec, AlarmState, MissingData};
 
 /// How many periods the evaluator fetches for an alarm of `evaluation_periods` N: N + 2, so a
@@ -38,9 +39,49 @@ pub struct Evaluation {
     pub filled: usize,
 }
 
-/// Evaluates `spec` over `datapoints` (the evaluation range, oldest first; `None` is missing)
-/// given the alarm's `previous` state.
+/// Evaluates the static-threshold alarm `spec` over `datapoints` (the evaluation range, oldest
+/// first; `None` is missing) given the alarm's `previous` state.
 pub fn evaluate(spec: &AlarmSpec, datapoints: &[Option<f64>], previous: AlarmState) -> Evaluation {
+    debug_assert!(spec.threshold.is_some(), "a threshold alarm");
+    let threshold = spec.threshold.unwrap_or(f64::NAN);
+    let bands = vec![
+        Some(Band {
+            lower: threshold,
+            upper: threshold
+        });
+        datapoints.len()
+    ];
+    evaluate_with(spec, datapoints, &bands, None, previous)
+}
+
+/// Evaluates the anomaly alarm `spec` over `datapoints`, each compared with its own band
+/// (`bands[i]` for `datapoints[i]`). A datapoint without a band (too little history) is
+/// treated as missing.
+pub fn evaluate_bands(
+    spec: &AlarmSpec,
+    datapoints: &[Option<f64>],
+    bands: &[Option<Band>],
+    previous: AlarmState,
+) -> Evaluation {
+    debug_assert_eq!(datapoints.len(), bands.len());
+    let datapoints: Vec<Option<f64>> = datapoints
+        .iter()
+        .zip(bands)
+        .map(|(value, band)| value.filter(|_| band.is_some()))
+        .collect();
+    evaluate_with(spec, &datapoints, bands, Some(bands), previous)
+}
+
+/// The rule shared by both kinds: `limits[i]` is what `datapoints[i]` is compared with (a
+/// threshold is a band of width 0); `shown_bands` are the bands named in the reason, for
+/// anomaly alarms.
+fn evaluate_with(
+    spec: &AlarmSpec,
+    datapoints: &[Option<f64>],
+    limits: &[Option<Band>],
+    shown_bands: Option<&[Option<Band>]>,
+    previous: AlarmState,
+) -> Evaluation {
     let n = spec.evaluation_periods as usize;
     let m = spec.datapoints_to_alarm as usize;
     debug_assert!(m >= 1 && m <= n, "validated spec");
@@ -54,14 +95,27 @@ pub fn evaluate(spec: &AlarmSpec, datapoints: &[Option<f64>], previous: AlarmSta
         .collect();
     used.reverse();
     let filled = n - used.len();
-    let values: Vec<f64> = used.iter().filter_map(|&i| datapoints[i]).collect();
-    let present_breaching = values
+    let present_breaching = used
         .iter()
-        .filter(|&&value| spec.comparison.breaches(value, spec.threshold))
+        .filter(
+            |&&i| match (datapoints[i], limits.get(i).copied().flatten()) {
+                (Some(value), Some(limit)) => spec.comparison.breaches_band(value, limit),
+                _ => false,
+            },
+        )
         .count();
 
     let describe = |breaching: usize| {
-        let shown: Vec<String> = values.iter().map(|value| format!("{value}")).collect();
+        let shown: Vec<String> = used
+            .iter()
+            .filter_map(|&i| {
+                let value = datapoints[i]?;
+                Some(match shown_bands.and_then(|bands| bands[i]) {
+                    Some(band) => format!("{value} (band {}..{})", band.lower, band.upper),
+                    None => format!("{value}"),
+                })
+            })
+            .collect();
         let missing = match (filled, spec.treat_missing_data) {
             (0, _) => String::new(),
             (_, MissingData::Breaching) => format!("; {filled} missing treated as breaching"),
@@ -70,14 +124,22 @@ pub fn evaluate(spec: &AlarmSpec, datapoints: &[Option<f64>], previous: AlarmSta
             }
             _ => format!("; {filled} missing"),
         };
+        let limit = match (shown_bands, spec.threshold) {
+            (None, Some(threshold)) => format!("the threshold ({threshold})"),
+            _ => "the band".to_owned(),
+        };
         format!(
-            "{breaching} of the last {n} datapoints [{}] {} {} the threshold ({}){missing}; \
+            "{breaching} of the last {n} datapoints [{}] {} {} {limit}{missing}; \
              {m} needed for ALARM",
             shown.join(", "),
             if breaching == 1 { "was" } else { "were" },
             spec.comparison.phrase(),
-            spec.threshold,
         )
+    };
+    let crossed = if shown_bands.is_some() {
+        "Band crossed"
+    } else {
+        "Threshold crossed"
     };
     let decided = |breaching: usize| {
         let state = if breaching >= m {
@@ -86,9 +148,9 @@ pub fn evaluate(spec: &AlarmSpec, datapoints: &[Option<f64>], previous: AlarmSta
             AlarmState::Ok
         };
         let lead = if state == AlarmState::Alarm {
-            "Threshold crossed"
+            crossed.to_owned()
         } else {
-            "Threshold not crossed"
+            crossed.replace(" crossed", " not crossed")
         };
         (state, format!("{lead}: {}", describe(breaching)), breaching)
     };
@@ -119,9 +181,9 @@ pub fn evaluate(spec: &AlarmSpec, datapoints: &[Option<f64>], previous: AlarmSta
             );
             (previous, reason, present_breaching)
         }
-        MissingData::Missing if undecidable && present_breaching == values.len() => {
+        MissingData::Missing if undecidable && present_breaching == used.len() => {
             // CloudWatch alarms on partial data when every point that is there breaches.
-            let reason = format!("Threshold crossed: {}", describe(present_breaching));
+            let reason = format!("{crossed}: {}", describe(present_breaching));
             (AlarmState::Alarm, reason, present_breaching)
         }
         MissingData::Missing | MissingData::Ignore => decided(present_breaching),
@@ -270,6 +332,44 @@ mod tests {
             got.reason,
             "Insufficient data: no datapoints in the last 5 periods"
         );
+    }
+
+    #[test]
+    fn anomaly_alarms_compare_each_point_with_its_band() {
+        let mut spec = spec();
+        spec.threshold = None;
+        spec.anomaly = Some(crate::AnomalySpec {
+            band_width: 2.0,
+            training_days: 7,
+            min_training_days: 2,
+        });
+        spec.comparison = Comparison::LessThanLowerOrGreaterThanUpperThreshold;
+        spec.validate().unwrap();
+        let band = |lower, upper| Some(Band { lower, upper });
+        let values = [Some(5.0), Some(50.0), Some(1.0), None];
+        let bands = [band(0.0, 10.0), band(0.0, 10.0), band(2.0, 3.0), None];
+        let got = evaluate_bands(&spec, &values, &bands, Ok);
+        assert_eq!(
+            (got.state, got.breaching, got.used.clone()),
+            (Alarm, 2, vec![0, 1, 2])
+        );
+        assert_eq!(
+            got.reason,
+            "Band crossed: 2 of the last 3 datapoints [5 (band 0..10), 50 (band 0..10), 1 (band \
+             2..3)] were outside the band; 2 needed for ALARM"
+        );
+        // Only above the band counts for GreaterThanUpperThreshold.
+        spec.comparison = Comparison::GreaterThanUpperThreshold;
+        let got = evaluate_bands(&spec, &values, &bands, Alarm);
+        assert_eq!((got.state, got.breaching), (Ok, 1));
+        assert!(
+            got.reason.starts_with("Band not crossed: 1 of"),
+            "{}",
+            got.reason
+        );
+        // No band anywhere (still learning): every point is missing.
+        let got = evaluate_bands(&spec, &[None, None, None], &[None, None, None], Ok);
+        assert_eq!(got.state, Insufficient);
     }
 
     #[test]

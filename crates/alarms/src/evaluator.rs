@@ -3,6 +3,10 @@
 //! state change records the transition in the store's alarm history and hands it to the
 //! notifier.
 //!
+//! An anomaly alarm costs one more store query: the same time slots on the previous
+//! `training_days` days, read as one range at the alarm's period and sorted into slots in
+//! memory, from which each datapoint's band is learned ([`crate::anomaly`]).
+//!
 //! State lives in memory, seeded at start from each alarm's last recorded transition (an alarm
 //! with no history starts in `INSUFFICIENT_DATA`). The store is read and written blocking, so
 //! the evaluator runs on its own thread ([`Evaluator::spawn`]); the lock on the states is never
@@ -16,7 +20,8 @@ use std::time::Duration;
 use gatehouse_store::{AlarmTransitionRecord, MetricQuery, Store, StoreError};
 use gatehouse_telemetry::metrics::Clock;
 
-use crate::evaluate::{evaluate, evaluation_range};
+use crate::anomaly::{AnomalySpec, Band, SEASON_SECS, band};
+use crate::evaluate::{evaluate, evaluate_bands, evaluation_range};
 use crate::notify::{Notifier, payload};
 use crate::spec::{AlarmSpec, AlarmState, SpecError, validate_all};
 
@@ -49,6 +54,8 @@ pub struct Transition {
 pub struct Datapoint {
     pub timestamp_unix: i64,
     pub value: f64,
+    /// The band it was compared with, for anomaly alarms.
+    pub band: Option<Band>,
 }
 
 /// An alarm's current state, for the admin API.
@@ -197,37 +204,28 @@ impl Evaluator {
         transitions
     }
 
-    /// Reads one alarm's evaluation range and evaluates it.
+    /// Reads one alarm's evaluation range (and for an anomaly alarm its training history) and
+    /// evaluates it.
     fn evaluate_alarm(
         &self,
         spec: &AlarmSpec,
         previous: AlarmState,
         now: i64,
     ) -> Result<(crate::Evaluation, Vec<Datapoint>), StoreError> {
+        let store = &self.shared.store;
         let period = i64::from(spec.period_secs);
         let range = evaluation_range(spec.evaluation_periods);
         // The end of the newest complete period, aligned like the store's buckets.
         let end = (now - EVALUATION_DELAY_SECS).div_euclid(period) * period;
         let start = end - period * range as i64;
-        let points = self.shared.store.query_metrics(&MetricQuery {
-            metric: spec.metric.clone(),
-            dimensions: spec.dimensions.clone(),
-            period_secs: spec.period_secs,
-            start_unix: start,
-            end_unix: end,
-        })?;
-        let min_samples = spec.effective_min_sample_count();
-        let mut values = vec![None; range];
-        for point in points {
-            let slot = usize::try_from((point.timestamp_unix - start).div_euclid(period));
-            if let Ok(slot) = slot
-                && slot < range
-                && point.stats.sample_count >= min_samples
-            {
-                values[slot] = spec.statistic.evaluate(&point.stats);
+        let values = read_slots(store, spec, start, range)?;
+        let (evaluation, bands) = match &spec.anomaly {
+            None => (evaluate(spec, &values, previous), vec![None; range]),
+            Some(anomaly) => {
+                let bands = learn_bands(store, spec, anomaly, start, range)?;
+                (evaluate_bands(spec, &values, &bands, previous), bands)
             }
-        }
-        let evaluation = evaluate(spec, &values, previous);
+        };
         let datapoints = evaluation
             .used
             .iter()
@@ -235,10 +233,33 @@ impl Evaluator {
                 values[slot].map(|value| Datapoint {
                     timestamp_unix: start + period * slot as i64,
                     value,
+                    band: bands[slot],
                 })
             })
             .collect();
         Ok((evaluation, datapoints))
+    }
+
+    /// The anomaly band of alarm `name` for the period containing `at_unix`, learned from the
+    /// history before it, as the evaluator would compute it; for drawing the band next to the
+    /// metric. `None` when there is no such anomaly alarm or too little history. Blocking.
+    pub fn band(&self, name: &str, at_unix: i64) -> Result<Option<Band>, StoreError> {
+        let spec = self
+            .shared
+            .lock()
+            .iter()
+            .find(|entry| entry.spec.name == name)
+            .map(|entry| Arc::clone(&entry.spec));
+        let Some(spec) = spec else {
+            return Ok(None);
+        };
+        let Some(anomaly) = &spec.anomaly else {
+            return Ok(None);
+        };
+        let period = i64::from(spec.period_secs);
+        let slot = at_unix.div_euclid(period) * period;
+        let bands = learn_bands(&self.shared.store, &spec, anomaly, slot, 1)?;
+        Ok(bands.into_iter().next().flatten())
     }
 
     /// Every alarm's state, in spec order.
@@ -332,6 +353,67 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Vec<Entry>> {
         self.alarms.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The statistic's value in each of the `count` periods from `start` (`None` when missing or
+/// with too few samples), in one store query.
+fn read_slots(
+    store: &Store,
+    spec: &AlarmSpec,
+    start: i64,
+    count: usize,
+) -> Result<Vec<Option<f64>>, StoreError> {
+    let period = i64::from(spec.period_secs);
+    let points = store.query_metrics(&MetricQuery {
+        metric: spec.metric.clone(),
+        dimensions: spec.dimensions.clone(),
+        period_secs: spec.period_secs,
+        start_unix: start,
+        end_unix: start + period * count as i64,
+    })?;
+    let min_samples = spec.effective_min_sample_count();
+    let mut values = vec![None; count];
+    for point in points {
+        let slot = usize::try_from((point.timestamp_unix - start).div_euclid(period));
+        if let Ok(slot) = slot
+            && slot < count
+            && point.stats.sample_count >= min_samples
+        {
+            values[slot] = spec.statistic.evaluate(&point.stats);
+        }
+    }
+    Ok(values)
+}
+
+/// The band of each of the `count` periods from `start`, learned from the same periods on the
+/// previous `training_days` days. One store query covers all of them, from `training_days`
+/// days before the first period to one day before the last, and is sorted into slots here.
+fn learn_bands(
+    store: &Store,
+    spec: &AlarmSpec,
+    anomaly: &AnomalySpec,
+    start: i64,
+    count: usize,
+) -> Result<Vec<Option<Band>>, StoreError> {
+    let period = i64::from(spec.period_secs);
+    debug_assert_eq!(SEASON_SECS % period, 0, "validated spec");
+    let days = i64::from(anomaly.training_days);
+    let history_start = start - days * SEASON_SECS;
+    let slots_per_day = (SEASON_SECS / period) as usize;
+    // Training days run from `history_start` to one day before the last evaluated period.
+    let history_count = (days as usize - 1) * slots_per_day + count;
+    let history = read_slots(store, spec, history_start, history_count)?;
+    // Period `slot` on the day `back` days earlier is history slot (days − back) · slots_per_day
+    // + slot.
+    let bands = (0..count)
+        .map(|slot| {
+            let same_time: Vec<f64> = (1..=days as usize)
+                .filter_map(|back| history[(days as usize - back) * slots_per_day + slot])
+                .collect();
+            band(anomaly, &same_time)
+        })
+        .collect();
+    Ok(bands)
 }
 
 /// An alarm's entry as at start: its last recorded state, or `INSUFFICIENT_DATA`.

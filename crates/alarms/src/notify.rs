@@ -57,14 +57,18 @@ pub fn payload(transition: &Transition) -> Value {
         .datapoints
         .iter()
         .map(|point| {
-            json!({
+            let mut value = json!({
                 "timestamp": rfc3339(point.timestamp_unix),
                 "unix": point.timestamp_unix,
                 "value": point.value,
-            })
+            });
+            if let Some(band) = point.band {
+                value["band"] = json!({ "lower": band.lower, "upper": band.upper });
+            }
+            value
         })
         .collect();
-    json!({
+    let mut document = json!({
         "alarm": transition.alarm,
         "oldState": transition.old_state.as_str(),
         "newState": transition.new_state.as_str(),
@@ -81,7 +85,17 @@ pub fn payload(transition: &Transition) -> Value {
         "evaluationPeriods": spec.evaluation_periods,
         "datapointsToAlarm": spec.datapoints_to_alarm,
         "treatMissingData": spec.treat_missing_data.as_str(),
-    })
+    });
+    // Anomaly alarms add their model's settings (and a band to each datapoint); `threshold`
+    // is null for them.
+    if let Some(anomaly) = spec.anomaly {
+        document["anomaly"] = json!({
+            "bandWidth": anomaly.band_width,
+            "trainingDays": anomaly.training_days,
+            "minTrainingDays": anomaly.min_training_days,
+        });
+    }
+    document
 }
 
 fn rfc3339(unix: i64) -> String {

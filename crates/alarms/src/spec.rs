@@ -1,6 +1,6 @@
 //! What an alarm watches and when it fires: [`AlarmSpec`] with CloudWatch's settings (period,
-//! statistic, threshold and comparison, M of N datapoints, missing-data treatment), its
-//! validation, and the three alarm states.
+//! statistic, a static threshold or an anomaly-detection band and the comparison, M of N
+//! datapoints, missing-data treatment), its validation, and the three alarm states.
 //!
 //! Names follow CloudWatch's `PutMetricAlarm` so that people who know it recognise them
 //! (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html>).
@@ -9,6 +9,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use gatehouse_telemetry::metrics::{Dimensions, Statistic};
+
+use crate::anomaly::{AnomalySpec, Band, MAX_TRAINING_DAYS, SEASON_SECS};
 
 /// The longest an alarm may look back, `evaluation_periods × period_secs`: CloudWatch's one day.
 pub const MAX_EVALUATION_SECS: u64 = 24 * 60 * 60;
@@ -25,7 +27,11 @@ pub struct AlarmSpec {
     pub statistic: Statistic,
     /// The length of one datapoint; a positive multiple of 60.
     pub period_secs: u32,
-    pub threshold: f64,
+    /// The static threshold; exactly one of `threshold` and `anomaly` is set.
+    pub threshold: Option<f64>,
+    /// The anomaly-detection band learned from the metric's history.
+    pub anomaly: Option<AnomalySpec>,
+    /// A threshold comparison with `threshold`, a band comparison with `anomaly`.
     pub comparison: Comparison,
     /// N: how many of the most recent datapoints are evaluated.
     pub evaluation_periods: u32,
@@ -49,24 +55,55 @@ pub struct WebhookSpec {
     pub headers: Vec<(String, String)>,
 }
 
-/// How a datapoint is compared with the threshold; a datapoint for which it holds is breaching.
+/// How a datapoint is compared with the threshold or band; a datapoint for which it holds is
+/// breaching. The first four go with a static threshold, the last three with an anomaly band.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Comparison {
     GreaterThanThreshold,
     GreaterThanOrEqualToThreshold,
     LessThanThreshold,
     LessThanOrEqualToThreshold,
+    LessThanLowerOrGreaterThanUpperThreshold,
+    GreaterThanUpperThreshold,
+    LessThanLowerThreshold,
 }
 
 impl Comparison {
-    /// Whether `value` breaches `threshold`.
+    /// Whether `value` breaches `threshold` (a band comparison treats it as a band of width 0).
     pub fn breaches(self, value: f64, threshold: f64) -> bool {
+        self.breaches_band(
+            value,
+            Band {
+                lower: threshold,
+                upper: threshold,
+            },
+        )
+    }
+
+    /// Whether `value` breaches `band`; a static comparison uses the upper edge for
+    /// "greater" and the lower edge for "less".
+    pub fn breaches_band(self, value: f64, band: Band) -> bool {
         match self {
-            Self::GreaterThanThreshold => value > threshold,
-            Self::GreaterThanOrEqualToThreshold => value >= threshold,
-            Self::LessThanThreshold => value < threshold,
-            Self::LessThanOrEqualToThreshold => value <= threshold,
+            Self::GreaterThanThreshold => value > band.upper,
+            Self::GreaterThanOrEqualToThreshold => value >= band.upper,
+            Self::LessThanThreshold => value < band.lower,
+            Self::LessThanOrEqualToThreshold => value <= band.lower,
+            Self::LessThanLowerOrGreaterThanUpperThreshold => {
+                value < band.lower || value > band.upper
+            }
+            Self::GreaterThanUpperThreshold => value > band.upper,
+            Self::LessThanLowerThreshold => value < band.lower,
         }
+    }
+
+    /// Whether this comparison is with an anomaly-detection band rather than a threshold.
+    pub fn is_band(self) -> bool {
+        matches!(
+            self,
+            Self::LessThanLowerOrGreaterThanUpperThreshold
+                | Self::GreaterThanUpperThreshold
+                | Self::LessThanLowerThreshold
+        )
     }
 
     /// CloudWatch's name, e.g. `GreaterThanThreshold`.
@@ -76,6 +113,11 @@ impl Comparison {
             Self::GreaterThanOrEqualToThreshold => "GreaterThanOrEqualToThreshold",
             Self::LessThanThreshold => "LessThanThreshold",
             Self::LessThanOrEqualToThreshold => "LessThanOrEqualToThreshold",
+            Self::LessThanLowerOrGreaterThanUpperThreshold => {
+                "LessThanLowerOrGreaterThanUpperThreshold"
+            }
+            Self::GreaterThanUpperThreshold => "GreaterThanUpperThreshold",
+            Self::LessThanLowerThreshold => "LessThanLowerThreshold",
         }
     }
 
@@ -86,6 +128,9 @@ impl Comparison {
             Self::GreaterThanOrEqualToThreshold => "greater than or equal to",
             Self::LessThanThreshold => "less than",
             Self::LessThanOrEqualToThreshold => "less than or equal to",
+            Self::LessThanLowerOrGreaterThanUpperThreshold => "outside",
+            Self::GreaterThanUpperThreshold => "above",
+            Self::LessThanLowerThreshold => "below",
         }
     }
 }
@@ -168,7 +213,10 @@ names!(
         GreaterThanThreshold,
         GreaterThanOrEqualToThreshold,
         LessThanThreshold,
-        LessThanOrEqualToThreshold
+        LessThanOrEqualToThreshold,
+        LessThanLowerOrGreaterThanUpperThreshold,
+        GreaterThanUpperThreshold,
+        LessThanLowerThreshold
     ]
 );
 names!(
@@ -255,11 +303,83 @@ impl AlarmSpec {
                 ),
             ));
         }
-        if !self.threshold.is_finite() {
-            return Err(invalid("threshold", "must be a finite number".into()));
+        match (self.threshold, &self.anomaly) {
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(invalid(
+                    "threshold",
+                    "or anomaly must be set, and not both".into(),
+                ));
+            }
+            (Some(threshold), None) => {
+                if !threshold.is_finite() {
+                    return Err(invalid("threshold", "must be a finite number".into()));
+                }
+                if self.comparison.is_band() {
+                    return Err(invalid(
+                        "comparison",
+                        format!(
+                            "{} compares with an anomaly band; with a threshold use GreaterThanThreshold, GreaterThanOrEqualToThreshold, LessThanThreshold or LessThanOrEqualToThreshold",
+                            self.comparison
+                        ),
+                    ));
+                }
+            }
+            (None, Some(anomaly)) => {
+                self.validate_anomaly(anomaly)
+                    .map_err(|(setting, problem)| invalid(setting, problem))?;
+            }
         }
         if let Some(webhook) = &self.webhook {
             validate_webhook(webhook).map_err(|problem| invalid("webhook", problem))?;
+        }
+        Ok(())
+    }
+}
+
+impl AlarmSpec {
+    fn validate_anomaly(&self, anomaly: &AnomalySpec) -> Result<(), (&'static str, String)> {
+        if !self.comparison.is_band() {
+            return Err((
+                "comparison",
+                format!(
+                    "{} compares with a threshold; with anomaly use LessThanLowerOrGreaterThanUpperThreshold, GreaterThanUpperThreshold or LessThanLowerThreshold",
+                    self.comparison
+                ),
+            ));
+        }
+        if !(anomaly.band_width.is_finite() && anomaly.band_width > 0.0) {
+            return Err((
+                "anomaly.band_width",
+                "must be a positive finite number".into(),
+            ));
+        }
+        if anomaly.training_days == 0 || anomaly.training_days > MAX_TRAINING_DAYS {
+            return Err((
+                "anomaly.training_days",
+                format!(
+                    "is {}; it must be between 1 and {MAX_TRAINING_DAYS}",
+                    anomaly.training_days
+                ),
+            ));
+        }
+        if anomaly.min_training_days == 0 || anomaly.min_training_days > anomaly.training_days {
+            return Err((
+                "anomaly.min_training_days",
+                format!(
+                    "is {}; it must be between 1 and training_days ({})",
+                    anomaly.min_training_days, anomaly.training_days
+                ),
+            ));
+        }
+        // Same time of day on earlier days must be the start of a stored bucket.
+        if SEASON_SECS % i64::from(self.period_secs) != 0 {
+            return Err((
+                "period",
+                format!(
+                    "is {}; an anomaly alarm's period must divide one day (86400 s)",
+                    self.period_secs
+                ),
+            ));
         }
         Ok(())
     }
@@ -322,13 +442,32 @@ pub(crate) mod tests {
             dimensions: Dimensions::default(),
             statistic: Statistic::Sum,
             period_secs: 60,
-            threshold: 1.0,
+            threshold: Some(1.0),
+            anomaly: None,
             comparison: Comparison::GreaterThanThreshold,
             evaluation_periods: 3,
             datapoints_to_alarm: 2,
             treat_missing_data: MissingData::Missing,
             min_sample_count: None,
             webhook: None,
+        }
+    }
+
+    fn anomaly() -> AnomalySpec {
+        AnomalySpec {
+            band_width: 2.0,
+            training_days: 7,
+            min_training_days: 2,
+        }
+    }
+
+    /// [`spec`] as an anomaly alarm.
+    fn anomalous() -> AlarmSpec {
+        AlarmSpec {
+            threshold: None,
+            anomaly: Some(anomaly()),
+            comparison: Comparison::LessThanLowerOrGreaterThanUpperThreshold,
+            ..spec()
         }
     }
 
@@ -357,7 +496,7 @@ pub(crate) mod tests {
     #[test]
     fn invalid_specs_name_the_alarm_and_setting() {
         type Edit = fn(&mut AlarmSpec);
-        let cases: [(Edit, &str); 9] = [
+        let cases: Vec<(Edit, &str)> = vec![
             (|s| s.name = " ".into(), "alarm ' ': name must be non-empty"),
             (|s| s.metric.clear(), "metric must be non-empty"),
             (
@@ -374,8 +513,61 @@ pub(crate) mod tests {
                 "datapoints_to_alarm is 4; it must be between 1 and evaluation_periods (3)",
             ),
             (
-                |s| s.threshold = f64::NAN,
+                |s| s.threshold = Some(f64::NAN),
                 "threshold must be a finite number",
+            ),
+            (|s| s.threshold = None, "threshold or anomaly must be set"),
+            (
+                |s| s.anomaly = Some(anomaly()),
+                "threshold or anomaly must be set, and not both",
+            ),
+            (
+                |s| s.comparison = Comparison::GreaterThanUpperThreshold,
+                "comparison GreaterThanUpperThreshold compares with an anomaly band",
+            ),
+            (
+                |s| {
+                    s.threshold = None;
+                    s.anomaly = Some(anomaly());
+                },
+                "comparison GreaterThanThreshold compares with a threshold",
+            ),
+            (
+                |s| {
+                    *s = anomalous();
+                    s.anomaly = Some(AnomalySpec {
+                        band_width: 0.0,
+                        ..anomaly()
+                    });
+                },
+                "anomaly.band_width must be a positive finite number",
+            ),
+            (
+                |s| {
+                    *s = anomalous();
+                    s.anomaly = Some(AnomalySpec {
+                        training_days: 15,
+                        ..anomaly()
+                    });
+                },
+                "anomaly.training_days is 15; it must be between 1 and 14",
+            ),
+            (
+                |s| {
+                    *s = anomalous();
+                    s.anomaly = Some(AnomalySpec {
+                        min_training_days: 8,
+                        ..anomaly()
+                    });
+                },
+                "anomaly.min_training_days is 8; it must be between 1 and training_days (7)",
+            ),
+            (
+                |s| {
+                    *s = anomalous();
+                    s.period_secs = 420;
+                },
+                "period is 420; an anomaly alarm's period must divide one day",
             ),
             (
                 |s| {
@@ -406,6 +598,7 @@ pub(crate) mod tests {
             );
         }
         assert!(spec().validate().is_ok());
+        assert!(anomalous().validate().is_ok());
         let error = validate_all(&[spec(), spec()]).unwrap_err().to_string();
         assert_eq!(
             error,

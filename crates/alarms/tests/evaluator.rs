@@ -89,7 +89,8 @@ fn spec(name: &str, treatment: MissingData) -> AlarmSpec {
         dimensions: Dimensions::default(),
         statistic: Statistic::Sum,
         period_secs: 60,
-        threshold: 1.0,
+        threshold: Some(1.0),
+        anomaly: None,
         comparison: Comparison::GreaterThanThreshold,
         evaluation_periods: 3,
         datapoints_to_alarm: 2,
@@ -274,7 +275,7 @@ fn percentile_datapoints_with_too_few_samples_count_as_missing() {
     let mut strict = spec("p99-default", MissingData::Missing);
     strict.metric = "Latency".into();
     strict.statistic = Statistic::Percentile(99.0);
-    strict.threshold = 100.0;
+    strict.threshold = Some(100.0);
     strict.evaluation_periods = 1;
     strict.datapoints_to_alarm = 1;
     let mut lenient = strict.clone();
@@ -321,7 +322,7 @@ fn replacing_specs_keeps_the_state_of_unchanged_alarms() {
 
     // A changed alarm starts again from its last recorded state.
     let mut changed = spec("errors", MissingData::Breaching);
-    changed.threshold = 10.0;
+    changed.threshold = Some(10.0);
     evaluator.replace_specs(vec![changed]).unwrap();
     let status = &evaluator.states()[0];
     assert_eq!(

@@ -86,7 +86,8 @@ fn transition(addr: SocketAddr) -> Transition {
         },
         statistic: Statistic::Percentile(99.0),
         period_secs: 60,
-        threshold: 1.5,
+        threshold: Some(1.5),
+        anomaly: None,
         comparison: Comparison::GreaterThanOrEqualToThreshold,
         evaluation_periods: 3,
         datapoints_to_alarm: 2,
@@ -108,10 +109,12 @@ fn transition(addr: SocketAddr) -> Transition {
             Datapoint {
                 timestamp_unix: 1_795_679_940,
                 value: 2.0,
+                band: None,
             },
             Datapoint {
                 timestamp_unix: 1_795_680_000,
                 value: 3.5,
+                band: None,
             },
         ],
         spec: Arc::new(spec),

@@ -2,7 +2,8 @@
 //! reported with file, line and field like the rest of the config.
 //!
 //! Metric and statistic names are checked against the telemetry crate's own lists, so the config
-//! accepts exactly what the metrics pipeline produces.
+//! accepts exactly what the metrics pipeline produces. An alarm compares with either a static
+//! `threshold` or an `anomaly` band learned from the metric's history (docs/alarms.md).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -11,14 +12,33 @@ use serde::Deserialize;
 
 use crate::error::{Diagnostics, join_index, join_key};
 
-/// How a datapoint is compared with the threshold.
+/// How a datapoint is compared with the threshold (the first four) or the anomaly band (the
+/// last three).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Comparison {
     GreaterThanThreshold,
     GreaterThanOrEqualToThreshold,
     LessThanThreshold,
     LessThanOrEqualToThreshold,
+    LessThanLowerOrGreaterThanUpperThreshold,
+    GreaterThanUpperThreshold,
+    LessThanLowerThreshold,
 }
+
+impl Comparison {
+    /// Whether this compares with an anomaly band rather than a threshold.
+    pub fn is_band(self) -> bool {
+        matches!(
+            self,
+            Self::LessThanLowerOrGreaterThanUpperThreshold
+                | Self::GreaterThanUpperThreshold
+                | Self::LessThanLowerThreshold
+        )
+    }
+}
+
+/// The longest anomaly training window in days (the store keeps minute rows 15 days).
+const MAX_TRAINING_DAYS: u32 = 14;
 
 /// What a missing datapoint counts as (CloudWatch's `TreatMissingData`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -43,8 +63,9 @@ pub(crate) struct AlarmSpecDoc {
     statistic: Option<String>,
     #[serde(default = "default_period")]
     period_seconds: u32,
-    threshold: f64,
-    comparison: Comparison,
+    threshold: Option<f64>,
+    anomaly: Option<AnomalyDoc>,
+    comparison: Option<Comparison>,
     #[serde(default = "one")]
     evaluation_periods: u32,
     datapoints_to_alarm: Option<u32>,
@@ -60,6 +81,24 @@ struct WebhookDoc {
     url: String,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnomalyDoc {
+    #[serde(default = "default_band_width")]
+    band_width: f64,
+    #[serde(default = "default_training_days")]
+    training_days: u32,
+    min_training_days: Option<u32>,
+}
+
+fn default_band_width() -> f64 {
+    2.0
+}
+
+fn default_training_days() -> u32 {
+    MAX_TRAINING_DAYS
 }
 
 fn default_period() -> u32 {
@@ -79,7 +118,10 @@ pub struct AlarmSettings {
     pub dimensions: BTreeMap<String, String>,
     pub statistic: Statistic,
     pub period_secs: u32,
-    pub threshold: f64,
+    /// The static threshold; exactly one of `threshold` and `anomaly` is set.
+    pub threshold: Option<f64>,
+    /// The anomaly-detection band's settings.
+    pub anomaly: Option<AnomalySettings>,
     pub comparison: Comparison,
     pub evaluation_periods: u32,
     pub datapoints_to_alarm: u32,
@@ -87,6 +129,17 @@ pub struct AlarmSettings {
     /// For percentiles: datapoints with fewer samples count as missing.
     pub min_sample_count: Option<u64>,
     pub webhook: Option<WebhookSettings>,
+}
+
+/// An anomaly-detection band: learned from the same time of day on previous days.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AnomalySettings {
+    /// Robust standard deviations either side of the median (default 2).
+    pub band_width: f64,
+    /// Days of history the band is learned from (default and at most 14).
+    pub training_days: u32,
+    /// Fewer days of history make a datapoint missing (default 2, at most `training_days`).
+    pub min_training_days: u32,
 }
 
 /// Where state changes are POSTed.
@@ -164,9 +217,7 @@ pub(crate) fn validate(
                 "must be a positive multiple of 60",
             );
         }
-        if !doc.threshold.is_finite() {
-            diags.error(&field("threshold"), "must be a finite number");
-        }
+        let (anomaly, comparison) = condition(&doc, doc.period_seconds, &path, diags);
         if doc.evaluation_periods == 0 {
             diags.error(&field("evaluation_periods"), "must be at least 1");
         }
@@ -191,6 +242,7 @@ pub(crate) fn validate(
             .and_then(|hook| webhook(hook, &field("webhook"), diags));
         if diags.error_count() == before
             && let Some(statistic) = statistic
+            && let Some(comparison) = comparison
         {
             out.push(AlarmSettings {
                 name: doc.name,
@@ -199,7 +251,8 @@ pub(crate) fn validate(
                 statistic,
                 period_secs: doc.period_seconds,
                 threshold: doc.threshold,
-                comparison: doc.comparison,
+                anomaly,
+                comparison,
                 evaluation_periods: doc.evaluation_periods,
                 datapoints_to_alarm,
                 treat_missing_data: doc.treat_missing_data,
@@ -209,6 +262,104 @@ pub(crate) fn validate(
         }
     }
     out
+}
+
+/// Checks `threshold` / `anomaly` / `comparison`: exactly one of the first two, and a
+/// comparison that fits it (band comparisons only with `anomaly`, where one is the default).
+fn condition(
+    doc: &AlarmSpecDoc,
+    period_secs: u32,
+    path: &str,
+    diags: &mut Diagnostics<'_>,
+) -> (Option<AnomalySettings>, Option<Comparison>) {
+    let field = |name: &str| join_key(path, name);
+    let anomaly_doc = match (doc.threshold, &doc.anomaly) {
+        (None, None) => {
+            diags.error(
+                path,
+                "an alarm needs either 'threshold' (a static threshold) or 'anomaly' (a band learned from the metric's history)",
+            );
+            return (None, None);
+        }
+        (Some(_), Some(_)) => {
+            diags.key_error(
+                &field("anomaly"),
+                "cannot be combined with 'threshold'; give one of them",
+            );
+            return (None, None);
+        }
+        (Some(threshold), None) => {
+            if !threshold.is_finite() {
+                diags.error(&field("threshold"), "must be a finite number");
+            }
+            let comparison = match doc.comparison {
+                None => {
+                    diags.error(path, "'comparison' is required with 'threshold'");
+                    None
+                }
+                Some(comparison) if comparison.is_band() => {
+                    diags.error(
+                        &field("comparison"),
+                        format!(
+                            "{comparison:?} compares with an anomaly band; with 'threshold' use GreaterThanThreshold, GreaterThanOrEqualToThreshold, LessThanThreshold or LessThanOrEqualToThreshold"
+                        ),
+                    );
+                    None
+                }
+                Some(comparison) => Some(comparison),
+            };
+            return (None, comparison);
+        }
+        (None, Some(anomaly)) => anomaly,
+    };
+    let comparison = match doc
+        .comparison
+        .unwrap_or(Comparison::LessThanLowerOrGreaterThanUpperThreshold)
+    {
+        comparison if comparison.is_band() => Some(comparison),
+        comparison => {
+            diags.error(
+                &field("comparison"),
+                format!(
+                    "{comparison:?} compares with a threshold; with 'anomaly' use LessThanLowerOrGreaterThanUpperThreshold (the default), GreaterThanUpperThreshold or LessThanLowerThreshold"
+                ),
+            );
+            None
+        }
+    };
+    let at = |name: &str| join_key(&field("anomaly"), name);
+    let before = diags.error_count();
+    if !(anomaly_doc.band_width.is_finite() && anomaly_doc.band_width > 0.0) {
+        diags.error(&at("band_width"), "must be a positive number");
+    }
+    let training_days = anomaly_doc.training_days;
+    if training_days == 0 || training_days > MAX_TRAINING_DAYS {
+        diags.error(
+            &at("training_days"),
+            format!("must be between 1 and {MAX_TRAINING_DAYS}"),
+        );
+    }
+    let min_training_days = anomaly_doc
+        .min_training_days
+        .unwrap_or(2.min(training_days));
+    if min_training_days == 0 || min_training_days > training_days {
+        diags.error(
+            &at("min_training_days"),
+            format!("must be between 1 and training_days ({training_days})"),
+        );
+    }
+    if period_secs != 0 && 86_400 % period_secs != 0 {
+        diags.error(
+            &field("period_seconds"),
+            "must divide one day (86400) for an anomaly alarm, which compares with the same time on earlier days",
+        );
+    }
+    let anomaly = (diags.error_count() == before).then_some(AnomalySettings {
+        band_width: anomaly_doc.band_width,
+        training_days,
+        min_training_days,
+    });
+    (anomaly, comparison)
 }
 
 fn webhook(doc: WebhookDoc, path: &str, diags: &mut Diagnostics<'_>) -> Option<WebhookSettings> {

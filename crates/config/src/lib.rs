@@ -28,7 +28,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use alarms::{AlarmSettings, Comparison, MissingData, WebhookSettings};
+pub use alarms::{AlarmSettings, AnomalySettings, Comparison, MissingData, WebhookSettings};
 pub use compile::{ApiSummary, Summary};
 pub use env::{EnvError, substitute as substitute_env};
 pub use error::{ConfigError, ConfigErrors};

@@ -1,7 +1,7 @@
 //! The `alarms` section: defaults, and every rule with its position.
 
 use super::{errors, load};
-use crate::{Comparison, MissingData};
+use crate::{AnomalySettings, Comparison, MissingData};
 use gatehouse_telemetry::metrics::Statistic;
 
 #[test]
@@ -118,6 +118,103 @@ fn otlp_export_is_optional_and_checked() {
             .iter()
             .any(|e| e
                 .starts_with("3:15: metrics.otlp.endpoint: 'collector:4318' is not an absolute")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn an_anomaly_alarm_loads_with_defaults() {
+    let loaded = load(
+        "alarms:\n  - name: traffic\n    metric: Count\n    anomaly: { band_width: 3, training_days: 7, min_training_days: 3 }\n\
+         \x20 - name: quiet\n    metric: Count\n    anomaly: {}\n    comparison: LessThanLowerThreshold\n",
+    )
+    .unwrap();
+    let alarms = &loaded.settings.alarms;
+    let traffic = &alarms[0];
+    assert_eq!(traffic.threshold, None);
+    assert_eq!(
+        traffic.comparison,
+        Comparison::LessThanLowerOrGreaterThanUpperThreshold,
+        "the default band comparison"
+    );
+    assert_eq!(
+        traffic.anomaly,
+        Some(AnomalySettings {
+            band_width: 3.0,
+            training_days: 7,
+            min_training_days: 3
+        })
+    );
+    let quiet = &alarms[1];
+    assert_eq!(quiet.comparison, Comparison::LessThanLowerThreshold);
+    assert_eq!(
+        quiet.anomaly,
+        Some(AnomalySettings {
+            band_width: 2.0,
+            training_days: 14,
+            min_training_days: 2
+        })
+    );
+}
+
+#[test]
+fn threshold_and_anomaly_rules_are_reported_with_positions() {
+    let cases: [(&str, &str, &str); 8] = [
+        (
+            "neither",
+            "alarms:\n  - name: a\n    metric: Count\n",
+            "2:5: alarms[0]: an alarm needs either 'threshold'",
+        ),
+        (
+            "both",
+            "alarms:\n  - name: a\n    metric: Count\n    threshold: 1\n    comparison: LessThanThreshold\n    anomaly: {}\n",
+            "6:5: alarms[0].anomaly: cannot be combined with 'threshold'",
+        ),
+        (
+            "threshold without comparison",
+            "alarms:\n  - name: a\n    metric: Count\n    threshold: 1\n",
+            "2:5: alarms[0]: 'comparison' is required with 'threshold'",
+        ),
+        (
+            "band comparison with a threshold",
+            "alarms:\n  - name: a\n    metric: Count\n    threshold: 1\n    comparison: GreaterThanUpperThreshold\n",
+            "5:17: alarms[0].comparison: GreaterThanUpperThreshold compares with an anomaly band",
+        ),
+        (
+            "static comparison with anomaly",
+            "alarms:\n  - name: a\n    metric: Count\n    anomaly: {}\n    comparison: GreaterThanThreshold\n",
+            "5:17: alarms[0].comparison: GreaterThanThreshold compares with a threshold",
+        ),
+        (
+            "band width",
+            "alarms:\n  - name: a\n    metric: Count\n    anomaly:\n      band_width: 0\n",
+            "5:19: alarms[0].anomaly.band_width: must be a positive number",
+        ),
+        (
+            "too many training days",
+            "alarms:\n  - name: a\n    metric: Count\n    anomaly:\n      training_days: 15\n      min_training_days: 16\n",
+            "5:22: alarms[0].anomaly.training_days: must be between 1 and 14",
+        ),
+        (
+            "period not dividing a day",
+            "alarms:\n  - name: a\n    metric: Count\n    period_seconds: 420\n    anomaly: {}\n",
+            "4:21: alarms[0].period_seconds: must divide one day (86400)",
+        ),
+    ];
+    for (what, yaml, expected) in cases {
+        let found = errors(yaml);
+        assert!(
+            found.iter().any(|e| e.starts_with(expected)),
+            "{what}: expected {expected:?}, got {found:?}"
+        );
+    }
+    let found = errors(
+        "alarms:\n  - name: a\n    metric: Count\n    anomaly: { training_days: 3, min_training_days: 4 }\n",
+    );
+    assert!(
+        found.iter().any(|e| e.contains(
+            "alarms[0].anomaly.min_training_days: must be between 1 and training_days (3)"
+        )),
         "{found:?}"
     );
 }
