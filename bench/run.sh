@@ -32,6 +32,7 @@ TARGETS=${BENCH_TARGETS:-$DEFAULT_TARGETS}
 PIN=${BENCH_PIN:-1}                       # 1: proxies on CPU 1, load generator + upstream on CPU 0
 SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 GATEHOUSE_BIN=${GATEHOUSE_BIN:-}          # use this binary instead of building target/release/gatehouse
+BIN_NOTE=${GATEHOUSE_BIN:+"; binary $GATEHOUSE_BIN"}  # the commit printed is the work tree's, not the binary's
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -423,7 +424,7 @@ done
 CLK_TCK=$(getconf CLK_TCK)
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 DIRTY=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo "+dirty" || true)
-log "commit $COMMIT$DIRTY; suite $SUITE; ${ROUNDS} rounds x ${DURATION}s; pin=$PIN; targets: $TARGETS; protocols: $PROTOCOLS"
+log "commit $COMMIT$DIRTY$BIN_NOTE; suite $SUITE; ${ROUNDS} rounds x ${DURATION}s; pin=$PIN; targets: $TARGETS; protocols: $PROTOCOLS"
 log "wrk -t$WRK_THREADS -c$CONNECTIONS; h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS; path $REQ_PATH; body $BODY_BYTES B"
 
 RESULTS=$WORK/results.txt
@@ -465,7 +466,7 @@ paired_ratio() { # protocol target-a target-b column
 }
 
 echo
-echo "Gatehouse bench, commit $COMMIT$DIRTY, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, pin=$PIN, suite $SUITE"
+echo "Gatehouse bench, commit $COMMIT$DIRTY$BIN_NOTE, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, pin=$PIN, suite $SUITE"
 echo "median of $ROUNDS rounds x ${DURATION}s; wrk -t$WRK_THREADS -c$CONNECTIONS; h2load -c$H2_CLIENTS -m$H2_STREAMS"
 echo
 MD="| protocol | target | requests/s | p50 ms | p99 ms | CPU µs/req | req/s vs nginx | p99 vs nginx | CPU/req vs nginx |"$'\n'
