@@ -8,7 +8,7 @@
 //! capped like the minute buckets: once `max_series` route label sets exist, records of new ones
 //! are counted under `api="__overflow__"` with empty stage, route and method.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 use std::sync::Arc;
 
 use prometheus_client::encoding::prometheus_text;
@@ -74,7 +74,8 @@ pub(crate) struct Recorder {
     websocket_messages: Family<WebSocketMessageLabelSet, Counter>,
     folded: Family<FoldedLabelSet, Counter>,
     /// Route label sets that have their own series.
-    admitted: HashSet<RouteLabelSet>,
+    /// FxHash: bounded label sets from the config, looked up per request.
+    admitted: FxHashSet<RouteLabelSet>,
     max_series: usize,
     methods: MethodLabels,
     empty: Arc<str>,
@@ -93,7 +94,7 @@ pub(crate) fn new(max_series: usize) -> (Exposition, Recorder) {
         websocket_connections: Family::default(),
         websocket_messages: Family::default(),
         folded: Family::default(),
-        admitted: HashSet::new(),
+        admitted: FxHashSet::default(),
         max_series,
         methods: MethodLabels::new(),
         overflow: RouteLabelSet {
