@@ -8,7 +8,7 @@
 //! capped like the minute buckets: once `max_series` route label sets exist, records of new ones
 //! are counted under `api="__overflow__"` with empty stage, route and method.
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 
 use prometheus_client::encoding::prometheus_text;
@@ -63,6 +63,15 @@ impl Exposition {
     }
 }
 
+/// Handles of one route's HTTP series; each is a reference to the family's own metric.
+struct HttpSeries {
+    requests: Counter,
+    request_duration: Histogram,
+    integration_duration: Histogram,
+    request_bytes: Counter,
+    response_bytes: Counter,
+}
+
 /// The write side, owned by the consumer thread.
 pub(crate) struct Recorder {
     requests: Family<RequestLabelSet, Counter>,
@@ -76,6 +85,9 @@ pub(crate) struct Recorder {
     /// Route label sets that have their own series.
     /// FxHash: bounded label sets from the config, looked up per request.
     admitted: FxHashSet<RouteLabelSet>,
+    /// The HTTP series of each (route labels, status class), cloned out of the families once:
+    /// a family lookup hashes its label strings with SipHash under a lock, five times a request.
+    http: FxHashMap<(RouteLabelSet, &'static str), HttpSeries>,
     max_series: usize,
     methods: MethodLabels,
     empty: Arc<str>,
@@ -95,6 +107,7 @@ pub(crate) fn new(max_series: usize) -> (Exposition, Recorder) {
         websocket_messages: Family::default(),
         folded: Family::default(),
         admitted: FxHashSet::default(),
+        http: FxHashMap::default(),
         max_series,
         methods: MethodLabels::new(),
         overflow: RouteLabelSet {
@@ -171,32 +184,52 @@ impl Recorder {
         if folded {
             self.count_folded(names::OUTPUT_PROMETHEUS);
         }
-        self.request_bytes
-            .get_or_create(&labels)
-            .inc_by(exchange.bytes_in);
-        self.response_bytes
-            .get_or_create(&labels)
-            .inc_by(exchange.bytes_out);
         let status_class = names::status_class(exchange.status);
         match exchange.kind {
             ExchangeKind::Http => {
+                let Self {
+                    http,
+                    requests,
+                    request_duration,
+                    integration_duration,
+                    request_bytes,
+                    response_bytes,
+                    ..
+                } = self;
+                let series = http.entry((labels, status_class)).or_insert_with_key(
+                    |(labels, status_class)| HttpSeries {
+                        requests: requests
+                            .get_or_create(&RequestLabelSet {
+                                route: labels.clone(),
+                                status_class,
+                            })
+                            .clone(),
+                        request_duration: request_duration.get_or_create(labels).clone(),
+                        integration_duration: integration_duration.get_or_create(labels).clone(),
+                        request_bytes: request_bytes.get_or_create(labels).clone(),
+                        response_bytes: response_bytes.get_or_create(labels).clone(),
+                    },
+                );
                 let timing = &exchange.timing;
-                self.request_duration
-                    .get_or_create(&labels)
+                series.request_bytes.inc_by(exchange.bytes_in);
+                series.response_bytes.inc_by(exchange.bytes_out);
+                series
+                    .request_duration
                     .observe(timing.latency().as_secs_f64());
                 if let Some(integration) = timing.integration_latency() {
-                    self.integration_duration
-                        .get_or_create(&labels)
+                    series
+                        .integration_duration
                         .observe(integration.as_secs_f64());
                 }
-                self.requests
-                    .get_or_create(&RequestLabelSet {
-                        route: labels,
-                        status_class,
-                    })
-                    .inc();
+                series.requests.inc();
             }
             ExchangeKind::WebSocket => {
+                self.request_bytes
+                    .get_or_create(&labels)
+                    .inc_by(exchange.bytes_in);
+                self.response_bytes
+                    .get_or_create(&labels)
+                    .inc_by(exchange.bytes_out);
                 let RouteLabelSet {
                     api, stage, route, ..
                 } = labels;
