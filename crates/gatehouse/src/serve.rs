@@ -14,7 +14,7 @@ use gatehouse_proxy::{Gateway, Listener, Runtime};
 use gatehouse_store::{MetricWriter, Retention, Store, StoreConfig};
 use gatehouse_telemetry::metrics::{
     FanOut, MetricPoint, MetricSink, MetricsAggregator, MetricsConfig, MetricsHandle, OtlpConfig,
-    OtlpExporter, OtlpHandle, SystemClock, register_bus_drops,
+    OtlpExporter, OtlpHandle, SystemClock, register_bus_drops, register_process_metrics,
 };
 use gatehouse_telemetry::{AccessLogDestination, AccessLogWriter, BusBuilder};
 use serde_json::{Value, json};
@@ -454,6 +454,7 @@ impl gatehouse_admin::Control for Reloader {
         let consumers = self.gateway.bus().stats();
         Some(metrics.handle.render_prometheus_with(|registry| {
             register_bus_drops(registry, &consumers);
+            register_process_metrics(registry);
         }))
     }
 

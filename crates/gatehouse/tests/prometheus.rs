@@ -83,7 +83,7 @@ async fn prometheus_scrapes_and_answers_histogram_quantile() {
         assert_eq!(response.status(), 200);
     }
 
-    // promtool accepts what a scrape returns.
+    // promtool accepts what a scrape returns, process metrics included.
     let exposition = client
         .get(gatehouse.admin_url("/metrics"))
         .bearer_auth(TOKEN)
@@ -93,6 +93,9 @@ async fn prometheus_scrapes_and_answers_histogram_quantile() {
         .text()
         .await
         .unwrap();
+    for name in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds"] {
+        assert!(exposition.contains(&format!("\n{name} ")), "{name} missing");
+    }
     let mut check = Command::new(&promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

@@ -7,6 +7,7 @@ mod consumer;
 mod dimensions;
 mod names;
 mod otlp;
+mod process;
 mod prometheus;
 mod stat;
 mod statistic;
@@ -22,6 +23,7 @@ pub use otlp::{
     ExportPolicy, FanOut, OTLP_NAME_PREFIX, OTLP_SUMMARY_QUANTILES, OtlpConfig, OtlpExporter,
     OtlpHandle, OtlpStats,
 };
+pub use process::register_process_metrics;
 pub use prometheus::{PROMETHEUS_CONTENT_TYPE, register_bus_drops};
 pub use prometheus_client;
 pub use stat::{Statistic, UnknownStatistic};
