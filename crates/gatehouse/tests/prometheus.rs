@@ -93,7 +93,11 @@ async fn prometheus_scrapes_and_answers_histogram_quantile() {
         .text()
         .await
         .unwrap();
-    for name in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds"] {
+    for name in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+    ] {
         assert!(exposition.contains(&format!("\n{name} ")), "{name} missing");
     }
     let mut check = Command::new(&promtool)
