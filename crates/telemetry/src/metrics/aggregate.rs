@@ -97,6 +97,17 @@ impl Series {
         Self(std::array::from_fn(|_| None))
     }
 
+    /// Adds another series' statistic sets to this one (exact: sums add, sketches merge).
+    fn merge(&mut self, other: &Series) {
+        for (mine, theirs) in self.0.iter_mut().zip(&other.0) {
+            match (mine.as_mut(), theirs) {
+                (Some(mine), Some(theirs)) => mine.merge(theirs),
+                (None, Some(theirs)) => *mine = Some(theirs.clone()),
+                _ => {}
+            }
+        }
+    }
+
     fn add(&mut self, samples: &Samples) {
         for (metric, slot) in Metric::ALL.into_iter().zip(&mut self.0) {
             let Some(value) = samples.get(metric) else {
@@ -116,9 +127,17 @@ impl Series {
 
 /// One minute of series. The map uses FxHash: its keys are bounded label sets from the config,
 /// never attacker-chosen, and SipHash was half of the consumer's time (bench/RESULTS.md).
+///
+/// Per request only the finest set (api + stage + route + method) is updated; the api and
+/// api + stage series are built when the minute closes by merging the route series, which is exact
+/// and saves two series updates (and two sketch insertions) per request. They still count against
+/// the cap from the moment a route implies them, as if they were updated directly.
 #[derive(Default)]
 struct Bucket {
     series: FxHashMap<Dimensions, Series>,
+    /// api and api + stage sets that exist (and count against the cap) because a route series
+    /// implies them; their values are derived at close.
+    derived: rustc_hash::FxHashSet<Dimensions>,
     /// Series subject to the cap: all but the all-traffic and overflow series.
     capped_series: usize,
 }
@@ -146,8 +165,53 @@ impl Bucket {
         true
     }
 
+    /// Whether a set exists this minute (as a series or as an implied, derived one).
+    fn exists(&self, dimensions: &Dimensions) -> bool {
+        self.series.contains_key(dimensions) || self.derived.contains(dimensions)
+    }
+
+    /// Admits a new implied api or api + stage set if the cap allows; `false` when refused.
+    fn admit_derived(&mut self, dimensions: &Dimensions, max_series: usize) -> bool {
+        if self.exists(dimensions) {
+            return true;
+        }
+        if self.capped_series >= max_series {
+            return false;
+        }
+        self.capped_series += 1;
+        self.derived.insert(dimensions.clone());
+        true
+    }
+
     /// The points of this minute, ordered by dimensions, then metric.
-    fn into_points(self) -> Vec<MetricPoint> {
+    fn into_points(mut self) -> Vec<MetricPoint> {
+        // Build the api and api + stage series from the route series.
+        let routes: Vec<Dimensions> = self
+            .series
+            .keys()
+            .filter(|d| d.route.is_some() && d.canary.is_none())
+            .cloned()
+            .collect();
+        for route in routes {
+            let Some(route_series) = self.series.remove(&route) else {
+                continue;
+            };
+            let api = Dimensions {
+                api: route.api.clone(),
+                ..Dimensions::default()
+            };
+            let api_stage = Dimensions {
+                stage: route.stage.clone(),
+                ..api.clone()
+            };
+            for target in [api, api_stage] {
+                self.series
+                    .entry(target)
+                    .or_insert_with(Series::new)
+                    .merge(&route_series);
+            }
+            self.series.insert(route, route_series);
+        }
         let mut series: Vec<_> = self.series.into_iter().collect();
         series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut points = Vec::new();
@@ -212,35 +276,49 @@ impl MinuteAggregator {
         };
         let api = Some(Arc::clone(&route.api));
         let stage = Some(Arc::clone(&route.stage));
-        let mut sets = vec![
-            Dimensions {
+        let route_set = Dimensions {
+            api: api.clone(),
+            stage: stage.clone(),
+            route: Some(Arc::clone(&route.resource_path)),
+            method: Some(self.methods.label(exchange.method.as_ref())),
+            canary: None,
+        };
+        let mut folded = false;
+        if let Some(series) = bucket.series.get_mut(&route_set) {
+            // The common case: the route's series exists; api and api + stage follow at close.
+            series.add(&samples);
+        } else {
+            let api_set = Dimensions {
                 api: api.clone(),
                 ..Dimensions::default()
-            },
-            Dimensions {
+            };
+            let stage_set = Dimensions {
                 api: api.clone(),
                 stage: stage.clone(),
                 ..Dimensions::default()
-            },
-            Dimensions {
-                api: api.clone(),
-                stage: stage.clone(),
-                route: Some(Arc::clone(&route.resource_path)),
-                method: Some(self.methods.label(exchange.method.as_ref())),
-                canary: None,
-            },
-        ];
+            };
+            let api_ok = bucket.admit_derived(&api_set, self.max_series);
+            let stage_ok = bucket.admit_derived(&stage_set, self.max_series);
+            if bucket.add_capped(route_set, &samples, self.max_series) {
+                folded |= !(api_ok && stage_ok);
+            } else {
+                // The route set was refused: the coarser sets that exist count it directly.
+                folded = true;
+                for (set, ok) in [(api_set, api_ok), (stage_set, stage_ok)] {
+                    if ok {
+                        bucket.add(set, &samples);
+                    }
+                }
+            }
+        }
         if exchange.canary {
-            sets.push(Dimensions {
+            let canary_set = Dimensions {
                 api,
                 stage,
                 canary: Some(true),
                 ..Dimensions::default()
-            });
-        }
-        let mut folded = false;
-        for dimensions in sets {
-            folded |= !bucket.add_capped(dimensions, &samples, self.max_series);
+            };
+            folded |= !bucket.add_capped(canary_set, &samples, self.max_series);
         }
         // A record folds into the overflow series once, however many of its sets were refused.
         if folded {
