@@ -138,6 +138,9 @@ struct Bucket {
     /// api and api + stage sets that exist (and count against the cap) because a route series
     /// implies them; their values are derived at close.
     derived: rustc_hash::FxHashSet<Dimensions>,
+    /// Records in no route series (unrouted, or their route set was refused); with the route
+    /// series they make up the all-traffic series at close.
+    outside_routes: Option<Series>,
     /// Series subject to the cap: all but the all-traffic and overflow series.
     capped_series: usize,
 }
@@ -165,6 +168,12 @@ impl Bucket {
         true
     }
 
+    fn add_outside_routes(&mut self, samples: &Samples) {
+        self.outside_routes
+            .get_or_insert_with(Series::new)
+            .add(samples);
+    }
+
     /// Whether a set exists this minute (as a series or as an implied, derived one).
     fn exists(&self, dimensions: &Dimensions) -> bool {
         self.series.contains_key(dimensions) || self.derived.contains(dimensions)
@@ -185,7 +194,8 @@ impl Bucket {
 
     /// The points of this minute, ordered by dimensions, then metric.
     fn into_points(mut self) -> Vec<MetricPoint> {
-        // Build the api and api + stage series from the route series.
+        // Build the all-traffic, api and api + stage series from the route series.
+        let mut all_traffic = self.outside_routes.take().unwrap_or_else(Series::new);
         let routes: Vec<Dimensions> = self
             .series
             .keys()
@@ -210,8 +220,10 @@ impl Bucket {
                     .or_insert_with(Series::new)
                     .merge(&route_series);
             }
+            all_traffic.merge(&route_series);
             self.series.insert(route, route_series);
         }
+        self.series.insert(Dimensions::default(), all_traffic);
         let mut series: Vec<_> = self.series.into_iter().collect();
         series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut points = Vec::new();
@@ -267,8 +279,8 @@ impl MinuteAggregator {
         let late = self.closed_through.is_some_and(|closed| minute <= closed);
         let samples = Samples::of(exchange);
         let bucket = self.buckets.entry(minute).or_default();
-        bucket.add(Dimensions::default(), &samples);
         let Some(route) = &exchange.route else {
+            bucket.add_outside_routes(&samples);
             return Recorded {
                 folded: false,
                 late,
@@ -304,6 +316,7 @@ impl MinuteAggregator {
             } else {
                 // The route set was refused: the coarser sets that exist count it directly.
                 folded = true;
+                bucket.add_outside_routes(&samples);
                 for (set, ok) in [(api_set, api_ok), (stage_set, stage_ok)] {
                     if ok {
                         bucket.add(set, &samples);
