@@ -53,8 +53,11 @@ pub enum StoreError {
         source: DecodeError,
     },
 
-    #[error("invalid metric query: {0}")]
+    #[error("invalid query: {0}")]
     InvalidQuery(String),
+
+    #[error("invalid log group name '{group}': {reason}")]
+    InvalidLogGroup { group: String, reason: &'static str },
 }
 
 impl StoreError {

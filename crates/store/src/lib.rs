@@ -3,22 +3,25 @@
 //!
 //! It holds metric rollups first: 1-minute statistic sets merged at write time into 5-minute and
 //! 1-hour rows, each resolution with its own retention. Alarm history (`alarms.rs`) is the
-//! second kind of data; logs, traces and the audit chain join later as new migrations
-//! (`schema.rs`) and new kinds of write op (`writer.rs`) on the same thread and batches.
+//! second kind of data and logs (`logs/`: groups, compressed blocks of events, scans and search)
+//! the third; traces and the audit chain join later as new migrations (`schema.rs`) and new kinds
+//! of write op (`writer.rs`) on the same thread and batches.
 //!
-//! **Architecture invariant:** submitting data never blocks. [`MetricWriter::submit`] offers a
-//! batch to a bounded queue and drops (and counts) it when the queue is full; SQLite is only ever
-//! touched on the writer thread and by [`Store`]'s blocking query methods, which async callers run
-//! with `spawn_blocking`.
+//! **Architecture invariant:** submitting data never blocks. [`MetricWriter::submit`] and
+//! [`LogWriter::append`] offer a batch to a bounded queue and drop (and count) it when the queue
+//! is full; SQLite is only ever touched on the writer thread and by [`Store`]'s blocking query
+//! methods, which async callers run with `spawn_blocking`.
 
 mod alarms;
 mod config;
 mod error;
+mod logs;
 mod metrics;
 mod pool;
 mod schema;
 mod writer;
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -28,6 +31,10 @@ use gatehouse_telemetry::metrics::Dimensions;
 pub use alarms::{ALARM_HISTORY_RETENTION, AlarmTransitionRecord};
 pub use config::{Retention, StoreConfig};
 pub use error::StoreError;
+pub use logs::{
+    Dropped, LogBatch, LogEvent, LogEventRef, LogGroupInfo, LogScan, LogScanStats, LogWriter,
+    MAX_MESSAGE_BYTES, MAX_QUEUED_LOG_BATCHES, MAX_QUEUED_LOG_BYTES,
+};
 pub use metrics::{MetricDatapoint, MetricQuery, MetricWriter};
 
 use pool::ReaderPool;
@@ -47,6 +54,15 @@ pub struct StoreStats {
     pub points_dropped: u64,
     /// Failed commits and retention sweeps, and stored rows replaced because they were unreadable.
     pub write_errors: u64,
+    /// Log events committed to the database.
+    pub log_events_written: u64,
+    /// Log events lost: their share of the queue was full, the store was closed, their batch
+    /// failed, or their group name was invalid.
+    pub log_events_dropped: u64,
+    /// Log blocks committed.
+    pub log_blocks_written: u64,
+    /// Message bytes of log batches waiting in the queue (a gauge, not a counter).
+    pub log_bytes_queued: u64,
 }
 
 /// A handle on the open store. Cloning is cheap; all clones share the writer thread, which stops
@@ -123,6 +139,66 @@ impl Store {
         self.inner
             .readers
             .with(|conn| metrics::list_series(conn, since_unix))
+    }
+
+    /// A handle for appending log events; cheap to create and to clone.
+    pub fn log_writer(&self) -> LogWriter {
+        LogWriter::new(self.inner.queue.clone())
+    }
+
+    /// Hands the events of `scan` to `f` in time order (newest first if `scan.newest_first`)
+    /// until `f` breaks. Events that share a millisecond come out in a fixed order: by block
+    /// (earlier commits first, the blocks of one commit by group name), then as they arrived. Events are visible once committed: within about a second of
+    /// [`LogWriter::append`], or at once after [`Store::flush`]. Blocking: async callers use
+    /// `spawn_blocking`.
+    pub fn scan_logs(
+        &self,
+        scan: &LogScan,
+        f: impl FnMut(LogEventRef<'_>) -> ControlFlow<()>,
+    ) -> Result<LogScanStats, StoreError> {
+        self.inner.readers.with(|conn| logs::scan(conn, scan, f))
+    }
+
+    /// The first `limit` events of `scan`, in its order, whose message contains `text`, ignoring
+    /// ASCII case. This reads every block of the scan's groups and time range: the time range is
+    /// the index, as in CloudWatch Logs Insights. Blocking.
+    pub fn search_logs(
+        &self,
+        scan: &LogScan,
+        text: &str,
+        limit: usize,
+    ) -> Result<Vec<LogEvent>, StoreError> {
+        self.inner
+            .readers
+            .with(|conn| logs::search(conn, scan, text, limit))
+    }
+
+    /// Every log group with its retention and what it holds, by name. Blocking.
+    pub fn log_groups(&self) -> Result<Vec<LogGroupInfo>, StoreError> {
+        self.inner.readers.with(logs::list_groups)
+    }
+
+    /// Sets how many days the events of `group` are kept (creating the group if needed), like
+    /// CloudWatch's PutRetentionPolicy; `None` returns the group to the default. The setting is
+    /// stored; expired blocks are deleted before this returns. Blocking.
+    pub fn set_log_retention(&self, group: &str, days: Option<u32>) -> Result<(), StoreError> {
+        logs::validate_retention(Some(group), days)?;
+        let group = Some(group.to_owned());
+        self.inner
+            .queue
+            .call(|reply| WriteOp::LogRetention { group, days, reply })
+    }
+
+    /// Sets the retention of log groups that have none of their own; `None` (the default) keeps
+    /// their events forever. It is not stored: the binary sets it from its config after every
+    /// open. Expired blocks are deleted before this returns. Blocking.
+    pub fn set_default_log_retention(&self, days: Option<u32>) -> Result<(), StoreError> {
+        logs::validate_retention(None, days)?;
+        self.inner.queue.call(|reply| WriteOp::LogRetention {
+            group: None,
+            days,
+            reply,
+        })
     }
 
     /// Records one alarm state transition through the writer thread and blocks until it is
@@ -232,6 +308,62 @@ mod tests {
         let stats = store.stats();
         assert_eq!((stats.points_written, stats.points_dropped), (8, 8));
         assert_eq!(stats.write_errors, 0);
+    }
+
+    #[test]
+    fn logs_take_at_most_their_share_of_the_queue_and_drops_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        let writer = store.log_writer();
+        let one_event = || {
+            let mut batch = LogBatch::new();
+            batch.push("access/pets/prod", 1, "GET /pets 200");
+            batch
+        };
+        let resume = store.pause_writer();
+        for i in 0..MAX_QUEUED_LOG_BATCHES {
+            assert_eq!(writer.append(one_event()), Ok(()), "batch {i}");
+        }
+        let started = std::time::Instant::now();
+        assert_eq!(writer.append(one_event()), Err(Dropped { events: 1 }));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // Metrics still find room in the queue.
+        assert!(store.metrics_writer().submit(0, points(1)));
+        drop(resume);
+        store.flush().unwrap();
+        let stats = store.stats();
+        assert_eq!(stats.log_events_written, MAX_QUEUED_LOG_BATCHES);
+        assert_eq!((stats.log_events_dropped, stats.points_written), (1, 1));
+        assert_eq!(stats.log_bytes_queued, 0);
+
+        // The byte limit: a batch that would take the queue past it is dropped, and one larger
+        // than the limit is still taken when nothing else waits.
+        let big = |events: usize| {
+            let mut batch = LogBatch::new();
+            let message = "x".repeat(MAX_MESSAGE_BYTES);
+            for i in 0..events {
+                batch.push("big", i as i64, &message);
+            }
+            batch
+        };
+        let per_batch = (MAX_QUEUED_LOG_BYTES as usize / MAX_MESSAGE_BYTES) * 3 / 4;
+        let resume = store.pause_writer();
+        assert_eq!(writer.append(big(per_batch)), Ok(()));
+        assert_eq!(
+            writer.append(big(per_batch)),
+            Err(Dropped { events: per_batch })
+        );
+        assert_eq!(writer.append(one_event()), Ok(()));
+        drop(resume);
+        store.flush().unwrap();
+        let resume = store.pause_writer();
+        assert_eq!(writer.append(big(per_batch * 2)), Ok(()));
+        drop(resume);
+        store.flush().unwrap();
+        let stats = store.stats();
+        let written = MAX_QUEUED_LOG_BATCHES + 1 + 3 * per_batch as u64;
+        assert_eq!(stats.log_events_written, written);
+        assert_eq!(stats.log_events_dropped, 1 + per_batch as u64);
     }
 
     #[test]

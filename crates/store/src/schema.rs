@@ -2,8 +2,8 @@
 //!
 //! The schema version is SQLite's `PRAGMA user_version`: migration `i` of [`MIGRATIONS`] takes the
 //! database from version `i` to `i + 1`, in its own transaction. Migrations are only ever appended:
-//! `alarm_history` is the second, and later issues add `log_events`, `spans` and `audit` as new
-//! entries. A database written by a newer build (a higher version than we know) is refused rather
+//! `alarm_history` is the second, the log store the fourth, and later issues add `spans` and
+//! `audit` as new entries. A database written by a newer build (a higher version than we know) is refused rather
 //! than guessed at.
 
 use std::path::Path;
@@ -56,6 +56,35 @@ const MIGRATIONS: &[&str] = &[
          data TEXT NOT NULL
      );
      CREATE INDEX alarm_history_by_alarm ON alarm_history (alarm, ts);",
+    // 3: alarms created through the admin API (the alarms work adds its accessors).
+    "CREATE TABLE alarm_definitions (name TEXT PRIMARY KEY, spec TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);",
+    // 4: log groups and their events, stored in compressed blocks (see `logs/block.rs`).
+    //
+    // `log_groups.retention_days` is the group's own retention; NULL means the store's default
+    // (which itself may be "keep forever", CloudWatch's default). `created_at` is in Unix
+    // milliseconds, like every log timestamp.
+    //
+    // `log_blocks` holds the events of one group from one writer batch, sorted by time, as one
+    // LZ4-compressed blob; `start_ms` and `end_ms` are its oldest and newest event (inclusive).
+    // The time range is the index: a scan reads the blocks of its groups whose span overlaps its
+    // range, and the retention sweep deletes whole blocks by `end_ms`. The index covers the scan's
+    // block selection, so choosing blocks never touches the blobs.
+    "CREATE TABLE log_groups (
+         id INTEGER PRIMARY KEY,
+         name TEXT UNIQUE NOT NULL,
+         retention_days INTEGER,
+         created_at INTEGER NOT NULL
+     );
+     CREATE TABLE log_blocks (
+         id INTEGER PRIMARY KEY,
+         group_id INTEGER NOT NULL REFERENCES log_groups (id),
+         start_ms INTEGER NOT NULL,
+         end_ms INTEGER NOT NULL,
+         events INTEGER NOT NULL,
+         bytes_raw INTEGER NOT NULL,
+         data BLOB NOT NULL
+     );
+     CREATE INDEX log_blocks_by_group_end ON log_blocks (group_id, end_ms, start_ms);",
 ];
 
 /// The schema version this build writes.

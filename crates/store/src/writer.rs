@@ -3,8 +3,11 @@
 //! Everything written to the store goes through one bounded queue of [`WriteOp`]s. The thread takes
 //! what is queued into an open batch and commits it in one transaction when the queue is drained,
 //! when the batch holds [`MAX_BATCH_POINTS`], or [`MAX_BATCH_AGE`] after the batch began, whichever
-//! comes first. Between batches it deletes expired rows (once at start, then every
-//! [`SWEEP_INTERVAL`]), so retention never runs on a request or query path.
+//! comes first. Log events are the exception: they stay pending across batches for up to
+//! a second (`logs::LOG_LINGER`) so that they make large blocks (see `logs/write.rs`),
+//! and the thread wakes for that deadline as it does for sweeps. Between batches it deletes
+//! expired rows (once at start, then every [`SWEEP_INTERVAL`]), so retention never runs on a
+//! request or query path.
 //!
 //! A new kind of data (logs, spans, alarm history, audit records) is a new `WriteOp` variant, a
 //! new field of [`Pending`] with its own `write`, and a new step in the sweep.
@@ -18,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rusqlite::Connection;
 
 use crate::alarms::{self, AlarmTransitionRecord};
+use crate::logs::{self, GroupIds, LogBatch, PendingLogs};
 use crate::metrics::{self, MetricBatch, PendingMetrics};
 use crate::{Retention, StoreError, StoreStats};
 
@@ -34,6 +38,14 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// What the writer thread is asked to do.
 pub(crate) enum WriteOp {
     Metrics(MetricBatch),
+    Logs(LogBatch),
+    /// Set the retention of one log group (`Some`) or the default (`None`), then sweep logs and
+    /// answer. The default lives only in the writer; a group's own setting is stored.
+    LogRetention {
+        group: Option<String>,
+        days: Option<u32>,
+        reply: SyncSender<Result<(), StoreError>>,
+    },
     /// Commit the open batch, then insert one alarm transition in its own transaction and answer
     /// with the outcome of that insert.
     AlarmTransition {
@@ -59,6 +71,12 @@ pub(crate) struct Counters {
     pub(crate) points_written: AtomicU64,
     pub(crate) points_dropped: AtomicU64,
     pub(crate) write_errors: AtomicU64,
+    pub(crate) log_events_written: AtomicU64,
+    pub(crate) log_events_dropped: AtomicU64,
+    pub(crate) log_blocks_written: AtomicU64,
+    /// Message bytes and batches of logs in the queue, not yet taken by the writer.
+    pub(crate) log_bytes_queued: AtomicU64,
+    pub(crate) log_batches_queued: AtomicU64,
 }
 
 impl Counters {
@@ -68,6 +86,10 @@ impl Counters {
             points_written: self.points_written.load(Ordering::Relaxed),
             points_dropped: self.points_dropped.load(Ordering::Relaxed),
             write_errors: self.write_errors.load(Ordering::Relaxed),
+            log_events_written: self.log_events_written.load(Ordering::Relaxed),
+            log_events_dropped: self.log_events_dropped.load(Ordering::Relaxed),
+            log_blocks_written: self.log_blocks_written.load(Ordering::Relaxed),
+            log_bytes_queued: self.log_bytes_queued.load(Ordering::Relaxed),
         }
     }
 }
@@ -134,6 +156,8 @@ pub(crate) fn spawn(
         retention,
         counters: Arc::clone(&counters),
         pending: Pending::default(),
+        log_groups: GroupIds::default(),
+        default_log_retention: None,
         failed: None,
     };
     let thread = std::thread::Builder::new()
@@ -148,11 +172,13 @@ pub(crate) fn spawn(
 #[derive(Default)]
 struct Pending {
     metrics: PendingMetrics,
+    logs: PendingLogs,
 }
 
 impl Pending {
-    fn points(&self) -> u64 {
-        self.metrics.points()
+    /// Whether the batch should be committed without taking more from the queue.
+    fn is_full(&self) -> bool {
+        self.metrics.points() >= MAX_BATCH_POINTS || self.logs.is_full()
     }
 }
 
@@ -161,6 +187,10 @@ struct Writer {
     retention: Retention,
     counters: Arc<Counters>,
     pending: Pending,
+    /// Committed log groups by name.
+    log_groups: GroupIds,
+    /// The retention of log groups without their own; `None` keeps their events forever.
+    default_log_retention: Option<u32>,
     /// The first commit failure since the last flush, reported to that flush.
     failed: Option<StoreError>,
 }
@@ -170,28 +200,37 @@ impl Writer {
         self.sweep();
         let mut next_sweep = Instant::now() + SWEEP_INTERVAL;
         loop {
-            let first =
-                match queue.recv_timeout(next_sweep.saturating_duration_since(Instant::now())) {
-                    Ok(op) => op,
-                    Err(RecvTimeoutError::Timeout) => {
+            let wake = match self.pending.logs.deadline() {
+                Some(logs_due) => logs_due.min(next_sweep),
+                None => next_sweep,
+            };
+            let first = match queue.recv_timeout(wake.saturating_duration_since(Instant::now())) {
+                Ok(op) => op,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.commit(Logs::IfDue);
+                    if Instant::now() >= next_sweep {
                         self.sweep();
                         next_sweep = Instant::now() + SWEEP_INTERVAL;
-                        continue;
                     }
-                    Err(RecvTimeoutError::Disconnected) => return,
-                };
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.commit(Logs::Now);
+                    return;
+                }
+            };
             let began = Instant::now();
             let mut next = Some(first);
             while let Some(op) = next.take() {
                 if !self.apply(op) {
                     return;
                 }
-                if self.pending.points() >= MAX_BATCH_POINTS || began.elapsed() >= MAX_BATCH_AGE {
+                if self.pending.is_full() || began.elapsed() >= MAX_BATCH_AGE {
                     break;
                 }
                 next = queue.try_recv().ok();
             }
-            self.commit();
+            self.commit(Logs::IfDue);
             if Instant::now() >= next_sweep {
                 self.sweep();
                 next_sweep = Instant::now() + SWEEP_INTERVAL;
@@ -203,22 +242,34 @@ impl Writer {
     fn apply(&mut self, op: WriteOp) -> bool {
         match op {
             WriteOp::Metrics(batch) => self.pending.metrics.add(batch),
+            WriteOp::Logs(batch) => {
+                let counters = &self.counters;
+                counters
+                    .log_bytes_queued
+                    .fetch_sub(batch.text_bytes() as u64, Ordering::Relaxed);
+                counters.log_batches_queued.fetch_sub(1, Ordering::Relaxed);
+                self.pending.logs.add(batch);
+            }
+            WriteOp::LogRetention { group, days, reply } => {
+                self.commit(Logs::IfDue);
+                let _ = reply.send(self.set_log_retention(group.as_deref(), days));
+            }
             WriteOp::AlarmTransition { record, reply } => {
-                self.commit();
+                self.commit(Logs::IfDue);
                 let _ = reply.send(self.record_alarm_transition(&record));
             }
             WriteOp::Flush(reply) => {
-                self.commit();
+                self.commit(Logs::Now);
                 let _ = reply.send(self.failed.take().map_or(Ok(()), Err));
             }
             WriteOp::Shutdown(reply) => {
-                self.commit();
+                self.commit(Logs::Now);
                 let _ = reply.send(self.failed.take().map_or(Ok(()), Err));
                 return false;
             }
             #[cfg(test)]
             WriteOp::Pause { paused, resume } => {
-                self.commit();
+                self.commit(Logs::Now);
                 let _ = paused.send(());
                 let _ = resume.recv();
             }
@@ -226,29 +277,91 @@ impl Writer {
         true
     }
 
-    /// Commits the open batch in one transaction. On failure the batch's points are dropped and
-    /// counted; the writer carries on with the next batch.
-    fn commit(&mut self) {
-        let pending = std::mem::take(&mut self.pending);
-        let points = pending.points();
-        if points == 0 {
+    /// Commits the open batch in one transaction, with the pending log events if `logs` says
+    /// so. On failure the batch's points and events are dropped and counted; the writer carries
+    /// on with the next batch.
+    fn commit(&mut self, logs: Logs) {
+        let metrics = std::mem::take(&mut self.pending.metrics);
+        let write_logs = match logs {
+            Logs::Now => !self.pending.logs.is_empty(),
+            Logs::IfDue => self.pending.logs.is_due(Instant::now()),
+        };
+        let pending_logs = if write_logs {
+            std::mem::take(&mut self.pending.logs)
+        } else {
+            PendingLogs::default()
+        };
+        let points = metrics.points();
+        let events = pending_logs.events();
+        if points == 0 && events == 0 {
             return;
         }
+        let now_ms = unix_now_ms();
+        let groups = &mut self.log_groups;
         let result = self.conn.transaction().and_then(|tx| {
-            pending.metrics.write(&tx, &self.counters)?;
-            tx.commit()
+            metrics.write(&tx, &self.counters)?;
+            let written = pending_logs.write(&tx, groups, now_ms)?;
+            tx.commit()?;
+            Ok(written)
         });
         let counters = &self.counters;
         match result {
-            Ok(()) => {
+            Ok(logs) => {
                 counters.batches_committed.fetch_add(1, Ordering::Relaxed);
                 counters.points_written.fetch_add(points, Ordering::Relaxed);
+                counters
+                    .log_events_written
+                    .fetch_add(logs.events, Ordering::Relaxed);
+                counters
+                    .log_blocks_written
+                    .fetch_add(logs.blocks, Ordering::Relaxed);
+                counters
+                    .log_events_dropped
+                    .fetch_add(logs.rejected, Ordering::Relaxed);
             }
             Err(error) => {
-                tracing::warn!(%error, points, "store batch failed; its points are dropped");
+                tracing::warn!(%error, points, events, "store batch failed; its points and log events are dropped");
+                // Groups created in the failed transaction were rolled back.
+                self.log_groups.clear();
                 counters.write_errors.fetch_add(1, Ordering::Relaxed);
                 counters.points_dropped.fetch_add(points, Ordering::Relaxed);
+                counters
+                    .log_events_dropped
+                    .fetch_add(events, Ordering::Relaxed);
                 self.failed.get_or_insert(StoreError::Write(error));
+            }
+        }
+    }
+
+    /// Stores a group's retention or changes the default, then sweeps logs so that the new
+    /// setting takes effect at once.
+    fn set_log_retention(
+        &mut self,
+        group: Option<&str>,
+        days: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let now_ms = unix_now_ms();
+        if group.is_none() {
+            self.default_log_retention = days;
+        }
+        let default = self.default_log_retention;
+        let result = self.conn.transaction().and_then(|tx| {
+            if let Some(group) = group {
+                logs::set_group_retention(&tx, group, days, now_ms)?;
+            }
+            let deleted = logs::sweep(&tx, default, now_ms)?;
+            tx.commit()?;
+            Ok(deleted)
+        });
+        match result {
+            Ok(deleted) => {
+                tracing::debug!(group, days, deleted, "log retention set");
+                Ok(())
+            }
+            Err(error) => {
+                tracing::warn!(%error, group, days, "setting a log retention failed");
+                self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                Err(StoreError::Write(error))
             }
         }
     }
@@ -274,8 +387,12 @@ impl Writer {
     /// Deletes expired rows of every kind.
     fn sweep(&mut self) {
         let now = unix_now();
+        let now_ms = unix_now_ms();
+        let default_log_retention = self.default_log_retention;
         let result = self.conn.transaction().and_then(|tx| {
-            let deleted = metrics::sweep(&tx, &self.retention, now)? + alarms::sweep(&tx, now)?;
+            let deleted = metrics::sweep(&tx, &self.retention, now)?
+                + alarms::sweep(&tx, now)?
+                + logs::sweep(&tx, default_log_retention, now_ms)?;
             tx.commit()?;
             Ok(deleted)
         });
@@ -288,6 +405,24 @@ impl Writer {
             }
         }
     }
+}
+
+/// Whether a commit writes the pending log events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Logs {
+    /// Write them (flush, shutdown).
+    Now,
+    /// Write them if enough have accumulated or the oldest has waited long enough.
+    IfDue,
+}
+
+/// Milliseconds since the Unix epoch by the wall clock.
+pub(crate) fn unix_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
 }
 
 /// Seconds since the Unix epoch by the wall clock.
