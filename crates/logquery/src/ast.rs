@@ -97,10 +97,19 @@ pub struct Stats {
 #[derive(Debug, Clone)]
 pub struct Aggregate {
     pub func: AggFunc,
-    /// The field aggregated; `None` for `count(*)` and `count()`.
-    pub field: Option<Field>,
+    /// What is aggregated; `None` for `count(*)` and `count()`.
+    pub arg: Option<AggArg>,
     pub alias: Option<Field>,
     pub offset: usize,
+}
+
+/// The argument of an aggregate function.
+#[derive(Debug, Clone)]
+pub enum AggArg {
+    Field(Field),
+    /// A filter expression, counted as 1 where true and 0 where false, so `avg(status >= 500)`
+    /// is an error rate (only in `count`, `sum` and `avg`).
+    Condition(Expr),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -164,7 +173,11 @@ impl Aggregate {
     }
 
     fn call(&self) -> String {
-        let field = self.field.as_ref().map_or("*", |f| f.name.as_str());
+        let field = match &self.arg {
+            None => "*".to_owned(),
+            Some(AggArg::Field(f)) => f.name.clone(),
+            Some(AggArg::Condition(e)) => e.to_string(),
+        };
         match self.func {
             AggFunc::Count => format!("count({field})"),
             AggFunc::Sum => format!("sum({field})"),

@@ -86,8 +86,13 @@ impl Executor {
                 json_pending = false;
             }
             if !apply(op, state, &mut row, &mut self.scratch) {
-                // A full `limit` lets nothing through any more.
-                self.done = matches!(op, Op::Limit(_));
+                match op {
+                    // A full `limit` lets nothing through any more.
+                    Op::Limit(_) => self.done = true,
+                    // A duplicate still matched the filters (CloudWatch's "X of Y records").
+                    Op::Dedup(_) => self.matched += 1,
+                    _ => {}
+                }
                 return;
             }
         }
@@ -172,7 +177,7 @@ fn op_states(stage: &Stage) -> Vec<OpState> {
         .map(|op| match op {
             Op::Limit(_) => OpState::Count(0),
             Op::Dedup(_) => OpState::Seen(FxHashSet::default()),
-            Op::Filter(_) | Op::Parse(_) => OpState::None,
+            Op::Filter(_) | Op::Parse(_) | Op::Condition(..) => OpState::None,
         })
         .collect()
 }
@@ -199,6 +204,10 @@ fn run_stage(stage: &Stage, rows: Vec<Vec<Value>>) -> Vec<Vec<Value>> {
 fn apply<'a>(op: &Op, state: &mut OpState, row: &mut [Val<'a>], scratch: &mut Vec<u8>) -> bool {
     match (op, state) {
         (Op::Filter(e), _) => e.eval(row),
+        (Op::Condition(e, slot), _) => {
+            row[*slot] = Val::Int(i64::from(e.eval(row)));
+            true
+        }
         (Op::Parse(p), _) => {
             parse_into(p, row);
             true

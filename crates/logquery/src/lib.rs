@@ -30,8 +30,8 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use ast::{
-    AggFunc, Aggregate, CmpOp, Command, Expr, Field, GroupKey, Literal, Operand, ParsePattern,
-    ParseSpec, Pattern, Projection, SortKey, Stats,
+    AggArg, AggFunc, Aggregate, CmpOp, Command, Expr, Field, GroupKey, Literal, Operand,
+    ParsePattern, ParseSpec, Pattern, Projection, SortKey, Stats,
 };
 pub use error::QueryError;
 pub use exec::Executor;
@@ -59,7 +59,8 @@ pub struct QueryResult {
     pub rows: Vec<Vec<Value>>,
     /// Events pushed into the executor.
     pub records_scanned: u64,
-    /// Events that passed the commands before the first `sort` or `stats`.
+    /// Events that passed the filters before the first `sort` or `stats` (a duplicate that
+    /// `dedup` dropped still counts, as in CloudWatch's "showing X of Y records").
     pub records_matched: u64,
 }
 

@@ -15,7 +15,7 @@ use regex::Regex;
 use rustc_hash::FxHashMap;
 
 use crate::QueryError;
-use crate::ast::{AggFunc, Command, Field, GroupKey, ParsePattern};
+use crate::ast::{AggArg, AggFunc, Command, Field, GroupKey, ParsePattern};
 use crate::eval::{CExpr, compile};
 use crate::fields::{LOG, MESSAGE, Sources, TIMESTAMP};
 use crate::stats::{AggPlan, KeyPlan, StatsPlan};
@@ -44,6 +44,8 @@ pub(crate) struct Stage {
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
     Filter(CExpr),
+    /// Sets the slot to 1 where the condition holds, else 0 (a condition inside an aggregate).
+    Condition(CExpr, usize),
     Parse(ParseOp),
     Dedup(Vec<usize>),
     Limit(usize),
@@ -260,12 +262,21 @@ impl Planner<'_> {
             columns.push((key.column(), offset));
         }
         for agg in &stats.aggregates {
-            let slot = match &agg.field {
-                Some(f) => Some(self.resolve(f)?),
-                None => None,
+            let (slot, condition) = match &agg.arg {
+                None => (None, false),
+                Some(AggArg::Field(f)) => (Some(self.resolve(f)?), false),
+                Some(AggArg::Condition(e)) => {
+                    let c = compile(e, &mut |f| self.resolve(f))?;
+                    let slot = self.width;
+                    self.width += 1;
+                    self.ops.push(Op::Condition(c, slot));
+                    (Some(slot), true)
+                }
             };
             let field = slot.unwrap_or(0);
             let a = match agg.func {
+                // Counting where a condition holds is summing its 1s.
+                AggFunc::Count if condition => AggPlan::Sum(field),
                 AggFunc::Count => AggPlan::Count(slot),
                 AggFunc::Sum => AggPlan::Sum(field),
                 AggFunc::Avg => AggPlan::Avg(field),
@@ -381,7 +392,7 @@ fn set_top_k(stages: &mut [Stage], cap: usize) {
                     top = None;
                     break;
                 }
-                Op::Parse(_) => {}
+                Op::Parse(_) | Op::Condition(..) => {}
             }
         }
         if let Some(Blocker::Sort(sort)) = &mut stages[i].then {

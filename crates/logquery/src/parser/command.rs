@@ -6,8 +6,8 @@ use regex::Regex;
 use super::Parser;
 use crate::QueryError;
 use crate::ast::{
-    AggFunc, Aggregate, Command, Field, GroupKey, ParsePattern, ParseSpec, Projection, SortKey,
-    Stats,
+    AggArg, AggFunc, Aggregate, Command, Field, GroupKey, ParsePattern, ParseSpec, Projection,
+    SortKey, Stats,
 };
 use crate::lexer::{Tok, Token};
 
@@ -84,24 +84,24 @@ impl Parser<'_> {
         let name = self.bump();
         self.bump(); // (
         let lower = name.text.to_ascii_lowercase();
-        let (func, field) = match lower.as_str() {
+        let (func, arg) = match lower.as_str() {
             "count" => {
-                let field = if self.eat(Tok::Star) || self.at(Tok::RParen) {
+                let arg = if self.eat(Tok::Star) || self.at(Tok::RParen) {
                     None
                 } else {
-                    Some(self.field("a field, '*' or ')'")?)
+                    Some(self.agg_arg()?)
                 };
-                (AggFunc::Count, field)
+                (AggFunc::Count, arg)
             }
-            "sum" | "avg" | "min" | "max" | "count_distinct" => {
+            "sum" => (AggFunc::Sum, Some(self.agg_arg()?)),
+            "avg" => (AggFunc::Avg, Some(self.agg_arg()?)),
+            "min" | "max" | "count_distinct" => {
                 let func = match lower.as_str() {
-                    "sum" => AggFunc::Sum,
-                    "avg" => AggFunc::Avg,
                     "min" => AggFunc::Min,
                     "max" => AggFunc::Max,
                     _ => AggFunc::CountDistinct,
                 };
-                (func, Some(self.field("a field name")?))
+                (func, Some(AggArg::Field(self.field("a field name")?)))
             }
             "pct" | "percentile" => {
                 let field = self.field("a field name")?;
@@ -115,7 +115,7 @@ impl Parser<'_> {
                 let Some(p) = p else {
                     return Err(self.error_at(t.start, "the percentile must be from 0 to 100"));
                 };
-                (AggFunc::Pct(p), Some(field))
+                (AggFunc::Pct(p), Some(AggArg::Field(field)))
             }
             _ => {
                 return Err(self.error_at(
@@ -128,10 +128,20 @@ impl Parser<'_> {
         let alias = self.alias()?;
         Ok(Aggregate {
             func,
-            field,
+            arg,
             alias,
             offset: name.start,
         })
+    }
+
+    /// A field, or a condition such as `status >= 500` that counts as 1 where it holds.
+    fn agg_arg(&mut self) -> Result<AggArg, QueryError> {
+        let plain_field = matches!(self.peek().kind, Tok::Ident | Tok::QuotedIdent)
+            && matches!(self.peek_kind_at(1), Tok::RParen | Tok::Comma);
+        if plain_field {
+            return self.field("a field name").map(AggArg::Field);
+        }
+        self.expr().map(AggArg::Condition)
     }
 
     fn group_key(&mut self) -> Result<GroupKey, QueryError> {
