@@ -12,6 +12,8 @@
 //! - `GET /metrics`: the Prometheus exposition.
 //! - `GET /admin/metrics`, `GET /admin/metrics/query`: stored metrics.
 //! - `GET /admin/alarms`, `GET /admin/alarms/history`: alarm states and their changes.
+//! - `GET /admin/logs/groups`, `POST /admin/logs/query`, `GET /admin/logs/tail` (server-sent
+//!   events): the log store.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,6 +29,8 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+mod logs;
 
 /// A boxed future borrowed from the controller.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -50,6 +54,44 @@ pub struct MetricsQuery {
     /// A duration back from now (`15m`, `1h`, `2d`), instead of `start`.
     pub since: Option<String>,
 }
+
+/// A log query as the admin API receives it (JSON body of `POST /admin/logs/query`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsQuery {
+    /// The query, in the Logs Insights subset of `docs/log-queries.md`.
+    pub query: String,
+    /// Log groups: exact names or prefixes ending in `*`; every access log when empty.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Unix seconds or RFC 3339.
+    pub start: Option<String>,
+    pub end: Option<String>,
+    /// A duration back from now (`15m`, `1h`, `2d`), instead of `start`.
+    pub since: Option<String>,
+}
+
+/// What `GET /admin/logs/tail` follows (its query string).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TailQuery {
+    /// An exact group name or a prefix ending in `*`; every group when absent.
+    pub group: Option<String>,
+    /// A filter expression, as after `filter` in a query.
+    pub filter: Option<String>,
+}
+
+/// One item of a live tail.
+#[derive(Debug, Clone)]
+pub enum TailItem {
+    /// A log event as JSON (`timestamp`, `group`, `message`).
+    Event(Value),
+    /// The follower fell behind and this many events were skipped.
+    Dropped(u64),
+}
+
+/// The stream of a live tail; it ends when the gateway stops.
+pub type LogTail = Pin<Box<dyn futures_util::Stream<Item = TailItem> + Send>>;
 
 /// Why a query endpoint could not answer.
 #[derive(Debug)]
@@ -101,6 +143,21 @@ pub trait Control: Send + Sync + 'static {
         })
     }
 
+    /// Lists the log groups with their retention and size.
+    fn log_groups(&self) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async { Err(ApiError::Unavailable("the log store is disabled".into())) })
+    }
+
+    /// Runs a log query.
+    fn query_logs(&self, _query: LogsQuery) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async { Err(ApiError::Unavailable("the log store is disabled".into())) })
+    }
+
+    /// Follows new log events.
+    fn tail_logs(&self, _query: TailQuery) -> Result<LogTail, ApiError> {
+        Err(ApiError::Unavailable("the log store is disabled".into()))
+    }
+
     /// Lists the metrics and dimension sets with data since `since_unix`.
     fn list_metrics(&self, _since_unix: Option<String>) -> BoxFuture<'_, Result<Value, ApiError>> {
         Box::pin(async { Err(ApiError::Unavailable("metrics are disabled".into())) })
@@ -127,6 +184,7 @@ pub fn router(control: Arc<dyn Control>, token: &str) -> Router {
         .route("/admin/metrics/query", get(query_metrics))
         .route("/admin/alarms", get(alarms))
         .route("/admin/alarms/history", get(alarm_history))
+        .merge(logs::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))

@@ -6,9 +6,12 @@ mod alarms_api;
 mod alarms_cli;
 mod demo;
 mod logging;
+mod logs_api;
+mod logs_cli;
 mod metrics_api;
 mod metrics_cli;
 mod serve;
+mod tail;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -102,6 +105,51 @@ enum Command {
         command: Box<MetricsCommand>,
         #[command(flatten)]
         admin: AdminArgs,
+    },
+    /// Query, follow and list a running gateway's stored logs.
+    Logs {
+        #[command(subcommand)]
+        command: LogsCommand,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum LogsCommand {
+    /// Run a query (a Logs Insights subset, see docs/log-queries.md) and print the rows.
+    Query {
+        /// e.g. 'filter status >= 500 | stats count(*) by bin(5m)'
+        query: String,
+        /// A log group, or a prefix ending in `*`; repeatable (default: every access log).
+        #[arg(long, short)]
+        group: Vec<String>,
+        /// How far back to look, e.g. 15m, 1h, 2d (ignored with --start).
+        #[arg(long, default_value = "1h")]
+        since: String,
+        /// Start time: Unix seconds or RFC 3339.
+        #[arg(long)]
+        start: Option<String>,
+        /// End time: Unix seconds or RFC 3339 (default now).
+        #[arg(long)]
+        end: Option<String>,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Follow new events as they are stored, until interrupted.
+    Tail {
+        /// A log group, or a prefix ending in `*` (default: every group).
+        group: Option<String>,
+        /// Only events matching this filter expression, e.g. 'status >= 500'.
+        #[arg(long)]
+        filter: Option<String>,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// List the log groups with their size and retention.
+    Groups {
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
 }
 
@@ -274,6 +322,9 @@ fn main() -> ExitCode {
             }
             Command::Metrics { command, admin } => {
                 metrics_cli::run(*command, &admin.url, &admin.token()?).await
+            }
+            Command::Logs { command, admin } => {
+                logs_cli::run(command, &admin.url, &admin.token()?).await
             }
             Command::Validate { .. } => unreachable!("handled above"),
         }

@@ -18,6 +18,8 @@ use gatehouse_telemetry::metrics::{
 };
 use gatehouse_telemetry::{AccessLogDestination, AccessLogWriter, BusBuilder};
 use serde_json::{Value, json};
+
+use crate::tail::TailHub;
 use tokio_util::sync::CancellationToken;
 
 /// Where the config comes from: a file (re-read on every reload) or text built in (the demo).
@@ -117,6 +119,7 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
         source,
         gateway: Arc::clone(&gateway),
         metrics: metrics.clone(),
+        tail: TailHub::default(),
         current: Mutex::new(loaded),
         started: Instant::now(),
         reloading: tokio::sync::Mutex::new(()),
@@ -340,6 +343,10 @@ impl Running {
     }
 }
 
+fn logs_disabled() -> gatehouse_admin::ApiError {
+    gatehouse_admin::ApiError::Unavailable("the log store is off (it needs the store: metrics or a store log destination)".into())
+}
+
 fn disabled() -> gatehouse_admin::ApiError {
     gatehouse_admin::ApiError::Unavailable(
         "metrics are disabled in the config (metrics.enabled)".into(),
@@ -351,6 +358,8 @@ pub(crate) struct Reloader {
     source: Source,
     gateway: Arc<Gateway>,
     metrics: Option<MetricsRuntime>,
+    /// Followers of the stored logs (`/admin/logs/tail`).
+    tail: TailHub,
     current: Mutex<Loaded>,
     started: Instant,
     /// One reload at a time.
@@ -358,6 +367,11 @@ pub(crate) struct Reloader {
 }
 
 impl Reloader {
+    /// The embedded store, when it is open.
+    fn store(&self) -> Option<&Store> {
+        self.metrics.as_ref().map(|metrics| &metrics.store)
+    }
+
     /// Loads, validates and swaps in the config. On error the old config keeps serving.
     pub(crate) async fn reload_now(&self) -> Result<Value, Vec<String>> {
         let _one_at_a_time = self.reloading.lock().await;
@@ -502,6 +516,34 @@ impl gatehouse_admin::Control for Reloader {
                 None => Err(disabled()),
             }
         })
+    }
+
+    fn log_groups(&self) -> gatehouse_admin::BoxFuture<'_, Result<Value, gatehouse_admin::ApiError>> {
+        Box::pin(async move {
+            match self.store() {
+                Some(store) => crate::logs_api::groups(store).await,
+                None => Err(logs_disabled()),
+            }
+        })
+    }
+
+    fn query_logs(
+        &self,
+        query: gatehouse_admin::LogsQuery,
+    ) -> gatehouse_admin::BoxFuture<'_, Result<Value, gatehouse_admin::ApiError>> {
+        Box::pin(async move {
+            match self.store() {
+                Some(store) => crate::logs_api::query(store, query).await,
+                None => Err(logs_disabled()),
+            }
+        })
+    }
+
+    fn tail_logs(
+        &self,
+        query: gatehouse_admin::TailQuery,
+    ) -> Result<gatehouse_admin::LogTail, gatehouse_admin::ApiError> {
+        crate::logs_api::tail(&self.tail, query)
     }
 
     fn status(&self) -> Value {
