@@ -15,7 +15,7 @@ use rustc_hash::FxHashSet;
 use smallvec::SmallVec;
 
 use crate::plan::{Blocker, Op, ParseOp, Plan, Stage};
-use crate::sort::{SortBuffer, sort_rows};
+use crate::sort::SortBuffer;
 use crate::stats::{Aggregator, encode};
 use crate::value::Val;
 use crate::{EventRef, QueryResult, Value};
@@ -142,8 +142,11 @@ impl Executor {
                 match &stage.then {
                     None => {}
                     Some(Blocker::Sort(sort)) => {
-                        sort_rows(&mut rows, &sort.keys);
-                        rows.truncate(sort.top.unwrap_or(usize::MAX));
+                        let mut buffer = SortBuffer::new();
+                        for r in rows {
+                            buffer.push_owned(sort, r);
+                        }
+                        rows = buffer.finish(sort);
                     }
                     Some(Blocker::Stats(stats)) => {
                         let mut agg = Aggregator::default();

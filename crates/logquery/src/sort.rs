@@ -36,11 +36,6 @@ fn compare_rows(keys: &[(usize, bool)], a: &(Vec<Value>, u64), b: &(Vec<Value>, 
     compare(keys, |s| a.0[s].as_val(), |s| b.0[s].as_val()).then(a.1.cmp(&b.1))
 }
 
-/// Sorts owned rows (stably).
-pub(crate) fn sort_rows(rows: &mut [Vec<Value>], keys: &[(usize, bool)]) {
-    rows.sort_by(|a, b| compare(keys, |s| a[s].as_val(), |s| b[s].as_val()));
-}
-
 #[derive(Debug)]
 pub(crate) struct SortBuffer {
     rows: Vec<(Vec<Value>, u64)>,
@@ -66,6 +61,22 @@ impl SortBuffer {
         }
         self.rows
             .push((row.iter().map(Val::to_value).collect(), self.seq));
+        self.seq += 1;
+        if let Some(k) = plan.top
+            && self.rows.len() >= 2 * k + 64
+        {
+            self.prune(plan, k);
+        }
+    }
+
+    /// Adds a row that is already owned (a later stage sorting buffered rows).
+    pub fn push_owned(&mut self, plan: &SortPlan, row: Vec<Value>) {
+        if let Some(t) = &self.threshold
+            && compare(&plan.keys, |s| row[s].as_val(), |s| t[s].as_val()) != Ordering::Less
+        {
+            return;
+        }
+        self.rows.push((row, self.seq));
         self.seq += 1;
         if let Some(k) = plan.top
             && self.rows.len() >= 2 * k + 64

@@ -9,7 +9,7 @@
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::Value;
-use crate::value::{Num, Val};
+use crate::value::{Num, SortClass, Val};
 
 #[derive(Debug, Clone)]
 pub(crate) struct StatsPlan {
@@ -55,7 +55,7 @@ enum State {
     Distinct(FxHashSet<Box<[u8]>>),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Group {
     key: Vec<Value>,
     states: Vec<State>,
@@ -96,22 +96,30 @@ impl Aggregator {
         }
     }
 
-    /// The result rows, group key columns first, ordered by key ascending.
+    /// The result rows, group key columns first, ordered by key ascending (so ties of a later
+    /// `sort` come out in key order).
     pub fn finish(mut self, plan: &StatsPlan) -> Vec<Vec<Value>> {
         if self.groups.is_empty() && plan.keys.is_empty() {
             // `stats count(*)` over nothing still answers 0.
             self.groups.push(new_group(plan, &[]));
         }
-        self.groups.sort_by(|a, b| {
-            a.key
-                .iter()
-                .zip(&b.key)
-                .map(|(x, y)| x.as_val().sort_cmp(&y.as_val()))
+        // Classify each key once: classifying may parse a string as a number. Keys are distinct,
+        // so an unstable sort of small entries is enough.
+        let mut keyed: Vec<(Vec<SortClass>, Group)> = (self.groups.into_iter())
+            .map(|g| (g.key.iter().map(|v| v.as_val().sort_class()).collect(), g))
+            .collect();
+        let mut order: Vec<usize> = (0..keyed.len()).collect();
+        order.sort_unstable_by(|&i, &j| {
+            let ((ca, a), (cb, b)) = (&keyed[i], &keyed[j]);
+            (a.key.iter().zip(ca))
+                .zip(b.key.iter().zip(cb))
+                .map(|((x, cx), (y, cy))| x.as_val().sort_cmp_classified(*cx, &y.as_val(), *cy))
                 .find(|o| o.is_ne())
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
-        self.groups
+        order
             .into_iter()
+            .map(|i| std::mem::take(&mut keyed[i].1))
             .map(|mut g| {
                 let mut out = std::mem::take(&mut g.key);
                 for (agg, state) in plan.aggs.iter().zip(&g.states) {

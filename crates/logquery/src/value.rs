@@ -90,6 +90,9 @@ pub(crate) enum Val<'a> {
     Time(i64),
 }
 
+/// See [`Val::sort_class`].
+pub(crate) type SortClass = (u8, Option<Num>);
+
 /// A number with integers kept exact.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Num {
@@ -213,19 +216,26 @@ impl<'a> Val<'a> {
 
     /// The total order used by `sort` (ascending; the caller reverses for `desc`, nulls excepted).
     pub fn sort_cmp(&self, other: &Val<'_>) -> Ordering {
-        fn class(v: &Val<'_>) -> (u8, Option<Num>) {
-            match v {
-                Val::Str(s) => match parse_number(s) {
-                    Some(n) => (2, Some(n)),
-                    None => (0, None),
-                },
-                Val::Bool(_) => (1, None),
-                Val::Null => (3, None),
-                v => (2, v.number()),
-            }
+        self.sort_cmp_classified(self.sort_class(), other, other.sort_class())
+    }
+
+    /// Where the value falls in the sort order's classes, and its number; computed once per row
+    /// when many rows are sorted, since it may parse a string.
+    pub fn sort_class(&self) -> SortClass {
+        match self {
+            Val::Str(s) => match parse_number(s) {
+                Some(n) => (2, Some(n)),
+                None => (0, None),
+            },
+            Val::Bool(_) => (1, None),
+            Val::Null => (3, None),
+            v => (2, v.number()),
         }
-        let (ca, na) = class(self);
-        let (cb, nb) = class(other);
+    }
+
+    /// [`Val::sort_cmp`] with both classes already known.
+    pub fn sort_cmp_classified(&self, a: SortClass, other: &Val<'_>, b: SortClass) -> Ordering {
+        let ((ca, na), (cb, nb)) = (a, b);
         if ca != cb {
             return ca.cmp(&cb);
         }
