@@ -491,3 +491,28 @@ fn a_large_batch_becomes_bounded_blocks_and_reads_back_whole() {
         .unwrap();
     assert_eq!(next, 20_000);
 }
+
+#[test]
+fn appended_events_become_visible_without_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut batch = LogBatch::new();
+    batch.push("access/pets/prod", 1, "soon");
+    store.log_writer().append(batch).unwrap();
+    // The writer lingers up to a second for more events; poll well past that.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while scan(&store, &LogScan::all(0, 10)).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never committed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(store.stats().log_events_written, 1);
+}
+
+#[test]
+fn log_handles_can_be_shared_across_threads() {
+    fn assert_shared<T: Clone + Send + Sync + 'static>() {}
+    fn assert_sendable<T: Send + 'static>() {}
+    assert_shared::<gatehouse_store::LogWriter>();
+    assert_sendable::<LogBatch>();
+    assert_shared::<LogScan>();
+}
