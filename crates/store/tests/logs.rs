@@ -516,3 +516,30 @@ fn log_handles_can_be_shared_across_threads() {
     assert_sendable::<LogBatch>();
     assert_shared::<LogScan>();
 }
+
+#[test]
+fn a_damaged_block_is_skipped_and_counted_and_the_rest_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    write(&store, &[("g", 1, "first block")]);
+    write(&store, &[("g", 2, "second block")]);
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    conn.execute(
+        "UPDATE log_blocks SET data = x'01ffffff' WHERE start_ms = 1",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let mut messages = Vec::new();
+    let stats = store
+        .scan_logs(&LogScan::all(0, 10), |event| {
+            messages.push(event.message.to_owned());
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(messages, ["second block"]);
+    assert_eq!(
+        (stats.blocks_read, stats.corrupt_blocks, stats.events),
+        (2, 1, 1)
+    );
+}

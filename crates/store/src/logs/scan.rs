@@ -11,8 +11,12 @@
 //! (the common case), they are handed out in a tight loop without heap traffic; otherwise the
 //! heap's root is re-keyed in place.
 //!
+//! A scan holds in memory only its open blocks: those whose spans reach the event being handed
+//! out, normally one per group (about 1 MiB of text each at most).
+//!
 //! The whole scan runs in one read transaction, so it sees one snapshot even while the writer
-//! commits or sweeps.
+//! commits or sweeps; a callback that takes long holds that snapshot (and back WAL checkpoints)
+//! as long.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
