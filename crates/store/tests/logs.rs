@@ -543,3 +543,43 @@ fn a_damaged_block_is_skipped_and_counted_and_the_rest_still_read() {
         (2, 1, 1)
     );
 }
+
+#[test]
+fn events_sharing_a_millisecond_have_one_order_and_newest_first_reverses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut rng = Lcg(11);
+    for commit in 0..6 {
+        let mut batch = LogBatch::new();
+        for i in 0..200 {
+            let group = ["a", "b", "c/d"][rng.next(3) as usize];
+            batch.push(
+                group,
+                rng.next(20) as i64,
+                &format!("commit {commit} event {i}"),
+            );
+        }
+        store.log_writer().append(batch).unwrap();
+        store.flush().unwrap();
+    }
+    let forward = scan(&store, &LogScan::all(0, 20));
+    assert_eq!(forward.len(), 1200);
+    assert!(forward.windows(2).all(|w| w[0].0 <= w[1].0));
+    // Within one group and commit, events of one millisecond keep their arrival order.
+    let position = |m: &str| m.rsplit(' ').next().unwrap().parse::<u32>().unwrap();
+    for w in forward.windows(2) {
+        let same_block =
+            w[0].1 == w[1].1 && w[0].2.split(" event").next() == w[1].2.split(" event").next();
+        if w[0].0 == w[1].0 && same_block {
+            assert!(position(&w[0].2) < position(&w[1].2), "{w:?}");
+        }
+    }
+    let mut backward = scan(&store, &range(&[], 0, 20, true));
+    backward.reverse();
+    assert_eq!(backward, forward);
+    assert_eq!(
+        scan(&store, &LogScan::all(0, 20)),
+        forward,
+        "the same on every run"
+    );
+}
