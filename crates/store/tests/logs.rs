@@ -491,3 +491,95 @@ fn a_large_batch_becomes_bounded_blocks_and_reads_back_whole() {
         .unwrap();
     assert_eq!(next, 20_000);
 }
+
+#[test]
+fn appended_events_become_visible_without_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut batch = LogBatch::new();
+    batch.push("access/pets/prod", 1, "soon");
+    store.log_writer().append(batch).unwrap();
+    // The writer lingers up to a second for more events; poll well past that.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while scan(&store, &LogScan::all(0, 10)).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never committed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(store.stats().log_events_written, 1);
+}
+
+#[test]
+fn log_handles_can_be_shared_across_threads() {
+    fn assert_shared<T: Clone + Send + Sync + 'static>() {}
+    fn assert_sendable<T: Send + 'static>() {}
+    assert_shared::<gatehouse_store::LogWriter>();
+    assert_sendable::<LogBatch>();
+    assert_shared::<LogScan>();
+}
+
+#[test]
+fn a_damaged_block_is_skipped_and_counted_and_the_rest_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    write(&store, &[("g", 1, "first block")]);
+    write(&store, &[("g", 2, "second block")]);
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    conn.execute(
+        "UPDATE log_blocks SET data = x'01ffffff' WHERE start_ms = 1",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let mut messages = Vec::new();
+    let stats = store
+        .scan_logs(&LogScan::all(0, 10), |event| {
+            messages.push(event.message.to_owned());
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(messages, ["second block"]);
+    assert_eq!(
+        (stats.blocks_read, stats.corrupt_blocks, stats.events),
+        (2, 1, 1)
+    );
+}
+
+#[test]
+fn events_sharing_a_millisecond_have_one_order_and_newest_first_reverses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut rng = Lcg(11);
+    for commit in 0..6 {
+        let mut batch = LogBatch::new();
+        for i in 0..200 {
+            let group = ["a", "b", "c/d"][rng.next(3) as usize];
+            batch.push(
+                group,
+                rng.next(20) as i64,
+                &format!("commit {commit} event {i}"),
+            );
+        }
+        store.log_writer().append(batch).unwrap();
+        store.flush().unwrap();
+    }
+    let forward = scan(&store, &LogScan::all(0, 20));
+    assert_eq!(forward.len(), 1200);
+    assert!(forward.windows(2).all(|w| w[0].0 <= w[1].0));
+    // Within one group and commit, events of one millisecond keep their arrival order.
+    let position = |m: &str| m.rsplit(' ').next().unwrap().parse::<u32>().unwrap();
+    for w in forward.windows(2) {
+        let same_block =
+            w[0].1 == w[1].1 && w[0].2.split(" event").next() == w[1].2.split(" event").next();
+        if w[0].0 == w[1].0 && same_block {
+            assert!(position(&w[0].2) < position(&w[1].2), "{w:?}");
+        }
+    }
+    let mut backward = scan(&store, &range(&[], 0, 20, true));
+    backward.reverse();
+    assert_eq!(backward, forward);
+    assert_eq!(
+        scan(&store, &LogScan::all(0, 20)),
+        forward,
+        "the same on every run"
+    );
+}

@@ -8,10 +8,15 @@
 //! groups, late events), so the scan merges the open blocks on a heap keyed by
 //! (timestamp, block id, position): the order is total and the same on every run, and
 //! `newest_first` is its exact reverse. While one block's events come before everything else
-//! (the common case), they are handed out in a tight loop without heap traffic.
+//! (the common case), they are handed out in a tight loop without heap traffic; otherwise the
+//! heap's root is re-keyed in place.
+//!
+//! A scan holds in memory only its open blocks: those whose spans reach the event being handed
+//! out, normally one per group (about 1 MiB of text each at most).
 //!
 //! The whole scan runs in one read transaction, so it sees one snapshot even while the writer
-//! commits or sweeps.
+//! commits or sweeps; a callback that takes long holds that snapshot (and back WAL checkpoints)
+//! as long.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -211,18 +216,23 @@ pub(crate) fn scan(
             }
             unopened.next();
         }
-        let Some(Reverse((_, slot))) = heap.pop() else {
-            break;
-        };
-        // This cursor's events come first until the next open or unopened block's could.
-        let bound = match (
-            heap.peek().map(|Reverse((key, _))| *key),
-            unopened
-                .peek()
-                .map(|block| first_possible_key(block, newest_first)),
-        ) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        // The earliest open cursor's events come first until the next open or unopened block's
+        // could: the second-smallest key of the heap is one of the root's two children.
+        let (slot, bound) = {
+            let entries = heap.as_slice();
+            let Some(Reverse((_, slot))) = entries.first() else {
+                break;
+            };
+            let bound = entries[1..entries.len().min(3)]
+                .iter()
+                .map(|Reverse((key, _))| *key)
+                .chain(
+                    unopened
+                        .peek()
+                        .map(|block| first_possible_key(block, newest_first)),
+                )
+                .min();
+            (*slot, bound)
         };
         let cursor = &mut cursors[slot];
         let group = names[cursor.group].1.as_str();
@@ -242,11 +252,15 @@ pub(crate) fn scan(
             if cursor.remaining.is_empty() {
                 spare.push(std::mem::take(&mut cursor.decoded));
                 free_slots.push(slot);
+                heap.pop();
                 break;
             }
             let key = cursor.key(newest_first);
             if bound.is_some_and(|bound| key > bound) {
-                heap.push(Reverse((key, slot)));
+                // Re-key the root in place: one sift instead of a pop and a push.
+                if let Some(mut root) = heap.peek_mut() {
+                    *root = Reverse((key, slot));
+                }
                 break;
             }
         }
