@@ -78,6 +78,8 @@ impl Recorder {
 
     /// The execution-log detail being filled, if this request's stage wants one.
     pub(crate) fn execution(&mut self) -> Option<&mut ExecutionDetail> {
+        // A plain read first: most requests have no detail and skip `exchange()`'s uniqueness check.
+        self.exchange_ref().execution.as_ref()?;
         self.exchange().execution.as_deref_mut()
     }
 
