@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
+use gatehouse_telemetry::ExecutionLogSettings;
 use http::Method;
 
 use crate::error::{Diagnostics, join_index, join_key};
@@ -264,6 +265,7 @@ fn compile_route(
     };
     let resource_path: Arc<str> = Arc::from(route.path.as_str());
     let label: Arc<str> = Arc::from(label);
+    let used_variables = source.stage_variable_names();
     for stage in stages {
         let Some(integration): Option<Integration> =
             source.bind(&stage.name, &stage.variables, diags)
@@ -281,7 +283,9 @@ fn compile_route(
             method: method.clone(),
             method_label: Arc::clone(&label),
             stage_variables: Arc::clone(&stage.variables),
+            stage_variables_used: stage_variables_used(&used_variables, &stage.variables),
             integration,
+            execution_log: ExecutionLogSettings::off(),
         });
         // The route "/" of a mounted stage answers both "/prod" and "/prod/".
         let mut paths = vec![or_root(&full_path)];
@@ -298,6 +302,20 @@ fn compile_route(
         }
         builder.list(compiled);
     }
+}
+
+/// The values of the stage variables `names` (those a route's integration uses) in `variables`.
+fn stage_variables_used(
+    names: &[&str],
+    variables: &BTreeMap<String, String>,
+) -> Arc<[(Arc<str>, Arc<str>)]> {
+    names
+        .iter()
+        .filter_map(|name| {
+            let value = variables.get(*name)?;
+            Some((Arc::from(*name), Arc::from(value.as_str())))
+        })
+        .collect()
 }
 
 fn method(spec: MethodSpec) -> (Option<Method>, &'static str) {

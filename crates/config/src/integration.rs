@@ -260,6 +260,36 @@ impl IntegrationSource {
         (diags.error_count() == before).then_some(source)
     }
 
+    /// The stage variables any of the integration's templates use, sorted, each once.
+    pub(crate) fn stage_variable_names(&self) -> Vec<&str> {
+        let mut fields: Vec<&Field> = Vec::new();
+        match self {
+            IntegrationSource::Http {
+                url,
+                request,
+                response,
+                ..
+            } => {
+                fields.push(url);
+                for ops in [request, response] {
+                    fields.extend(ops.set.iter().map(|(_, field)| field));
+                }
+            }
+            IntegrationSource::Mock { headers, body, .. } => {
+                fields.push(body);
+                fields.extend(headers.iter().map(|(_, field)| field));
+            }
+            IntegrationSource::WebSocket { url, .. } => fields.push(url),
+        }
+        let mut names: Vec<&str> = fields
+            .iter()
+            .flat_map(|field| field.source.stage_variables())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// Compiles the integration for one stage; `None` after reporting errors.
     pub(crate) fn bind(
         &self,

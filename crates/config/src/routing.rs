@@ -13,13 +13,14 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use gatehouse_telemetry::ExecutionLogSettings;
 use http::Method;
 use smallvec::SmallVec;
 
 use crate::integration::Integration;
 
 /// One compiled (route × stage): everything the data plane needs to serve a matched request.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Route {
     /// The api name.
     pub api: Arc<str>,
@@ -39,8 +40,13 @@ pub struct Route {
     pub method_label: Arc<str>,
     /// The stage's variables (already applied to the integration's templates).
     pub stage_variables: Arc<BTreeMap<String, String>>,
+    /// The stage variables the integration's templates use, with their values, sorted by name
+    /// (for execution logs; computed once here so a request only clones the `Arc`).
+    pub stage_variables_used: Arc<[(Arc<str>, Arc<str>)]>,
     /// What serves the request.
     pub integration: Integration,
+    /// The stage's execution-log settings, shared by all its routes (OFF unless configured).
+    pub execution_log: Arc<ExecutionLogSettings>,
 }
 
 /// Path parameters of a matched request, borrowed from the table and the request path.
@@ -111,7 +117,7 @@ pub enum Resolution<'a> {
     NotFound,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Slot {
     entries: SmallVec<[(Option<Method>, Arc<Route>); 2]>,
     allow: Box<str>,
@@ -139,7 +145,7 @@ impl Slot {
 }
 
 /// The immutable routing table compiled from every api × stage × route.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct RouteTable {
     by_host: HashMap<Box<str>, matchit::Router<usize>>,
     any_host: matchit::Router<usize>,
@@ -212,6 +218,35 @@ impl RouteTable {
     /// Whether the table has no routes (every request is a 404).
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()
+    }
+
+    /// A copy of this table whose routes log with the settings `settings` picks for each, e.g.
+    /// to change one stage's execution-log level without recompiling the configuration, or to
+    /// turn logging on in a test. Requests already routed keep the settings they started with.
+    pub fn with_execution_logs(
+        &self,
+        settings: impl Fn(&Route) -> Arc<ExecutionLogSettings>,
+    ) -> RouteTable {
+        let mut table = self.clone();
+        // A route appears in `routes` once and in one slot entry per path; swap each for the
+        // same new `Arc`, found by the old one's address (the old ones live until the end).
+        let mut replaced: HashMap<*const Route, Arc<Route>> = HashMap::new();
+        for route in &mut table.routes {
+            let new = Arc::new(Route {
+                execution_log: settings(route),
+                ..Route::clone(route)
+            });
+            replaced.insert(Arc::as_ptr(route), Arc::clone(&new));
+            *route = new;
+        }
+        for slot in &mut table.slots {
+            for (_, route) in &mut slot.entries {
+                if let Some(new) = replaced.get(&Arc::as_ptr(route)) {
+                    *route = Arc::clone(new);
+                }
+            }
+        }
+        table
     }
 }
 

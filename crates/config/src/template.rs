@@ -191,6 +191,14 @@ impl TemplateSource {
         }
     }
 
+    /// The names of the stage variables the template uses.
+    pub(crate) fn stage_variables(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|part| match part {
+            SourcePart::StageVar(name) => Some(name.as_str()),
+            _ => None,
+        })
+    }
+
     /// Substitutes stage variables; `Err` lists the names the stage does not define.
     pub(crate) fn bind(
         &self,

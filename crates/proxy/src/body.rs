@@ -7,13 +7,14 @@
 
 use std::error::Error as StdError;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use gatehouse_telemetry::ErrorClass;
-use http::Method;
+use gatehouse_telemetry::execution::{BodyCapture, CapturedBody};
+use http::{HeaderMap, Method};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
@@ -31,6 +32,8 @@ pub(crate) struct UploadCounter {
     limit_exceeded: AtomicBool,
     client_failed: AtomicBool,
     client_gone: AtomicBool,
+    /// Under a data trace, the first bytes of the upload for the execution log.
+    capture: Option<Mutex<BodyCapture>>,
 }
 
 impl UploadCounter {
@@ -46,6 +49,13 @@ impl UploadCounter {
     /// The client's body failed because its connection ended, not because it was malformed.
     pub(crate) fn client_gone(&self) -> bool {
         self.client_gone.load(Ordering::Relaxed)
+    }
+
+    /// The captured start of the upload so far (what streamed upstream until now).
+    pub(crate) fn take_capture(&self) -> Option<CapturedBody> {
+        let capture = self.capture.as_ref()?;
+        let mut capture = capture.lock().unwrap_or_else(PoisonError::into_inner);
+        Some(std::mem::replace(&mut *capture, BodyCapture::new(0)).finish())
     }
 }
 
@@ -83,8 +93,16 @@ pub struct RequestBody {
 }
 
 impl RequestBody {
-    pub(crate) fn new(inner: Incoming, limit: u64) -> (Self, Arc<UploadCounter>) {
-        let counter = Arc::new(UploadCounter::default());
+    /// Wraps the client's body; `capture` is the data-trace cap, if the body is to be captured.
+    pub(crate) fn new(
+        inner: Incoming,
+        limit: u64,
+        capture: Option<usize>,
+    ) -> (Self, Arc<UploadCounter>) {
+        let counter = Arc::new(UploadCounter {
+            capture: capture.map(|cap| Mutex::new(BodyCapture::new(cap))),
+            ..UploadCounter::default()
+        });
         let inner = (!inner.is_end_stream()).then_some(inner);
         (
             Self {
@@ -123,6 +141,12 @@ impl Body for RequestBody {
                         return Poll::Ready(Some(Err(Box::new(PayloadTooLarge {
                             limit: this.limit,
                         }))));
+                    }
+                    if let Some(capture) = &this.counter.capture {
+                        capture
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(data);
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))
@@ -165,6 +189,8 @@ pub struct ResponseBody {
     bytes_out: u64,
     /// The upstream connection this body is read from; back to the pool once it has ended.
     loan: Option<PoolReturn>,
+    /// Under a data trace, the first bytes sent to the client, for the execution log.
+    capture: Option<Box<BodyCapture>>,
 }
 
 impl ResponseBody {
@@ -173,6 +199,7 @@ impl ResponseBody {
         let inner = Inner::Full((!bytes.is_empty()).then_some(bytes));
         Self {
             inner,
+            capture: body_capture(recorder.as_ref()),
             recorder,
             bytes_out: 0,
             loan: None,
@@ -189,9 +216,22 @@ impl ResponseBody {
     pub(crate) fn upstream(body: Incoming, recorder: Recorder, loan: Option<PoolReturn>) -> Self {
         Self {
             inner: Inner::Upstream(body),
+            capture: body_capture(Some(&recorder)),
             recorder: Some(recorder),
             bytes_out: 0,
             loan,
+        }
+    }
+
+    /// Whether the response headers are wanted for the execution log (a data trace).
+    pub(crate) fn traces_data(&self) -> bool {
+        self.recorder.as_ref().is_some_and(Recorder::traces_data)
+    }
+
+    /// Keeps the response headers as sent to the client, for the execution log.
+    pub(crate) fn record_response_headers(&mut self, headers: HeaderMap) {
+        if let Some(detail) = self.recorder.as_mut().and_then(Recorder::execution) {
+            detail.response_headers = Some(headers);
         }
     }
 
@@ -224,8 +264,19 @@ impl ResponseBody {
         if let Some((class, message)) = failure {
             recorder.set_error(class, message);
         }
+        if let Some(capture) = self.capture.take()
+            && let Some(detail) = recorder.execution()
+        {
+            detail.response_body = Some(capture.finish());
+        }
         recorder.publish();
     }
+}
+
+/// A capture of the response body when the request's stage traces data.
+fn body_capture(recorder: Option<&Recorder>) -> Option<Box<BodyCapture>> {
+    let limit = recorder?.body_capture_limit()?;
+    Some(Box::new(BodyCapture::new(limit)))
 }
 
 impl Body for ResponseBody {
@@ -247,6 +298,9 @@ impl Body for ResponseBody {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     this.bytes_out += data.len() as u64;
+                    if let Some(capture) = &mut this.capture {
+                        capture.push(data);
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

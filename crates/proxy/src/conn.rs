@@ -579,5 +579,6 @@ fn record_parse_error(
             done: Duration::ZERO,
         },
         websocket: None,
+        execution: None,
     });
 }

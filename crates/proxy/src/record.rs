@@ -9,7 +9,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gatehouse_config::{PathParams, Route};
+use gatehouse_telemetry::execution::{
+    ExecutionDetail, ExecutionLogLevel, ExecutionLogSettings, PhaseResult, PhaseStep, is_failed,
+};
 use gatehouse_telemetry::{Bus, ErrorClass, Exchange};
+use http::HeaderMap;
 
 use crate::body::UploadCounter;
 use crate::conn::ConnActivity;
@@ -22,6 +27,9 @@ pub(crate) struct Recorder {
     bus: Arc<Bus>,
     activity: Option<Arc<ConnActivity>>,
     upload: Option<Arc<UploadCounter>>,
+    /// A stage logging at ERROR without a data trace: a detail is made only if the exchange
+    /// turns out to have failed, when it is published.
+    error_log: Option<Arc<ExecutionLogSettings>>,
 }
 
 impl Recorder {
@@ -40,6 +48,63 @@ impl Recorder {
             bus,
             activity,
             upload: None,
+            error_log: None,
+        }
+    }
+
+    /// Starts the execution log of a routed request whose stage logs (level ERROR or INFO).
+    /// Called only behind `route.execution_log.is_enabled()`, so a stage with logging OFF pays
+    /// one branch and nothing else.
+    pub(crate) fn start_execution(
+        &mut self,
+        route: &Route,
+        params: &PathParams<'_>,
+        request_headers: &HeaderMap,
+    ) {
+        let settings = &route.execution_log;
+        if !settings.captures_detail() {
+            debug_assert_eq!(settings.level, ExecutionLogLevel::Error);
+            self.error_log = Some(Arc::clone(settings));
+            return;
+        }
+        let mut detail = ExecutionDetail::new(Arc::clone(settings));
+        detail.path_params = params.iter().map(|(k, v)| (k.into(), v.into())).collect();
+        detail.stage_variables = Arc::clone(&route.stage_variables_used);
+        if settings.data_trace {
+            detail.request_headers = Some(request_headers.clone());
+        }
+        self.exchange().execution = Some(Box::new(detail));
+    }
+
+    /// The execution-log detail being filled, if this request's stage wants one.
+    pub(crate) fn execution(&mut self) -> Option<&mut ExecutionDetail> {
+        // A plain read first: most requests have no detail and skip `exchange()`'s uniqueness check.
+        self.exchange_ref().execution.as_ref()?;
+        self.exchange().execution.as_deref_mut()
+    }
+
+    /// Whether headers and bodies are captured for this request (a data trace).
+    pub(crate) fn traces_data(&self) -> bool {
+        self.exchange_ref()
+            .execution
+            .as_ref()
+            .is_some_and(|detail| detail.settings.data_trace)
+    }
+
+    /// How many bytes of each body to capture, under a data trace.
+    pub(crate) fn body_capture_limit(&self) -> Option<usize> {
+        let detail = self.exchange_ref().execution.as_ref()?;
+        detail.settings.body_capture_limit()
+    }
+
+    /// Records that a pipeline phase finished, for the execution log.
+    pub(crate) fn phase_finished(&mut self, phase: &'static str, result: PhaseResult) {
+        if self.exchange_ref().execution.is_none() {
+            return;
+        }
+        let at = self.elapsed();
+        if let Some(detail) = self.execution() {
+            detail.phases.push(PhaseStep { phase, at, result });
         }
     }
 
@@ -80,6 +145,11 @@ impl Recorder {
     fn publish_now(&mut self) {
         let done = self.start.elapsed();
         let bytes_in = self.upload.as_ref().map(|upload| upload.bytes());
+        let request_body = self
+            .upload
+            .as_ref()
+            .and_then(|upload| upload.take_capture());
+        let error_log = self.error_log.take();
         if self.exchange.is_none() {
             return;
         }
@@ -87,6 +157,16 @@ impl Recorder {
         exchange.timing.done = done;
         if let Some(bytes_in) = bytes_in {
             exchange.bytes_in = bytes_in;
+        }
+        if let Some(body) = request_body
+            && let Some(detail) = exchange.execution.as_deref_mut()
+        {
+            detail.request_body = Some(body);
+        }
+        if let Some(settings) = error_log
+            && is_failed(exchange)
+        {
+            exchange.execution = Some(Box::new(ExecutionDetail::new(settings)));
         }
         let Some(exchange) = self.exchange.take() else {
             return;

@@ -14,6 +14,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use gatehouse_config::{ContextVar, Integration, Limits, Resolution, Route};
+use gatehouse_telemetry::execution::PhaseResult;
 use gatehouse_telemetry::{
     Decisions, Exchange, ExchangeKind, IntegrationOutcome, RequestId, RouteLabels, Timing,
     new_request_id,
@@ -147,6 +148,7 @@ pub(crate) async fn handle(
             done: Default::default(),
         },
         websocket: None,
+        execution: None,
     };
     let mut recorder = Recorder::new(
         exchange,
@@ -195,6 +197,9 @@ pub(crate) async fn handle(
             resource_path: Arc::clone(&route.resource_path),
         });
     }
+    if route.execution_log.is_enabled() {
+        recorder.start_execution(route, &params, &parts.headers);
+    }
 
     // Phases 2–5 (waf, auth, throttle, cache): each may answer the request itself.
     if !gateway.phases.is_empty() {
@@ -213,31 +218,33 @@ pub(crate) async fn handle(
             let outcome = AssertUnwindSafe(phase.on_request(&mut context))
                 .catch_unwind()
                 .await;
-            match outcome {
-                Ok(PhaseOutcome::Continue) => {}
+            let result = match outcome {
+                Ok(PhaseOutcome::Continue) => PhaseResult::Continued,
                 Ok(PhaseOutcome::Respond(response)) => {
+                    let status = response.status().as_u16();
                     answer = Some(Ok((phase.name(), response)));
-                    break;
+                    PhaseResult::Answered { status }
                 }
                 Err(_panic) => {
                     tracing::error!(phase = phase.name(), request_id = %request_id, "pipeline phase panicked");
                     answer = Some(Err(phase.name()));
-                    break;
+                    PhaseResult::Panicked
                 }
+            };
+            recorder.phase_finished(phase.name(), result);
+            if answer.is_some() {
+                break;
             }
         }
         recorder.exchange().decisions = decisions;
         match answer {
             Some(Ok((phase, response))) => {
-                return Ok(reply_from_phase(recorder, phase, response, &request_id));
+                let response = reply_from_phase(recorder, phase, response, &request_id);
+                return Ok(record_response_headers(response));
             }
             Some(Err(_phase)) => {
-                return Ok(reply_error(
-                    recorder,
-                    GatewayError::Internal,
-                    &request_id,
-                    None,
-                ));
+                let response = reply_error(recorder, GatewayError::Internal, &request_id, None);
+                return Ok(record_response_headers(response));
             }
             None => {}
         }
@@ -267,7 +274,16 @@ pub(crate) async fn handle(
     if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
-    Ok(response)
+    Ok(record_response_headers(response))
+}
+
+/// Under a data trace, keeps the final response headers for the execution log.
+fn record_response_headers(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
+    if response.body().traces_data() {
+        let headers = response.headers().clone();
+        response.body_mut().record_response_headers(headers);
+    }
+    response
 }
 
 /// Checks the request head against the limits before routing.

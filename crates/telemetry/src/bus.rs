@@ -155,6 +155,7 @@ pub(crate) mod tests {
                 done: Duration::from_micros(1500),
             },
             websocket: None,
+            execution: None,
         }
     }
 

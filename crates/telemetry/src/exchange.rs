@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderValue, Method, Version};
 
 use crate::RequestId;
+use crate::execution::ExecutionDetail;
 
 /// Whether the record describes one HTTP request or one WebSocket connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,4 +190,7 @@ pub struct Exchange {
     pub bytes_out: u64,
     pub timing: Timing,
     pub websocket: Option<WebSocketStats>,
+    /// What the execution log of the route's stage needs beyond the fields above; `None` unless
+    /// the stage logs at INFO, traces data, or logs at ERROR and this exchange failed.
+    pub execution: Option<Box<ExecutionDetail>>,
 }

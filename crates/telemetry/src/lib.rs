@@ -9,6 +9,7 @@
 mod access_log;
 mod bus;
 mod exchange;
+pub mod execution;
 pub mod metrics;
 mod request_id;
 
@@ -18,4 +19,5 @@ pub use exchange::{
     Decision, Decisions, ErrorClass, Exchange, ExchangeKind, IntegrationOutcome, RouteLabels,
     Timing, TraceIds, WebSocketStats,
 };
+pub use execution::{ExecutionDetail, ExecutionLogLevel, ExecutionLogSettings, execution_events};
 pub use request_id::{RequestId, new_request_id};

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use gatehouse_proxy::{Gateway, Listener, Phase, Runtime};
-use gatehouse_telemetry::{Bus, BusBuilder, Exchange};
+use gatehouse_telemetry::{Bus, BusBuilder, Exchange, ExecutionLogSettings};
 use tokio::sync::mpsc;
 
 use crate::upstream::Upstream;
@@ -33,6 +33,7 @@ pub struct HarnessBuilder {
     dir: Option<PathBuf>,
     bus_capacity: usize,
     phases: Vec<Arc<dyn Phase>>,
+    execution_logs: Vec<(String, Arc<ExecutionLogSettings>)>,
 }
 
 impl std::fmt::Debug for HarnessBuilder {
@@ -74,6 +75,13 @@ impl HarnessBuilder {
         self
     }
 
+    /// Gives every route of stage `stage` these execution-log settings (as if its config said so).
+    pub fn execution_log(mut self, stage: &str, settings: ExecutionLogSettings) -> Self {
+        self.execution_logs
+            .push((stage.to_owned(), Arc::new(settings)));
+        self
+    }
+
     /// Loads the config, binds its listeners and starts serving on the current runtime.
     pub async fn start(self) -> GatewayHarness {
         let has_listeners = self.yaml.lines().any(|line| line.starts_with("listeners:"));
@@ -91,8 +99,17 @@ impl HarnessBuilder {
                 });
         let mut bus = BusBuilder::new(self.bus_capacity);
         let records = bus.subscribe("test");
+        let mut table = loaded.table;
+        if !self.execution_logs.is_empty() {
+            let logs = self.execution_logs;
+            table = Arc::new(table.with_execution_logs(|route| {
+                logs.iter()
+                    .find(|(stage, _)| **stage == *route.stage)
+                    .map_or_else(|| Arc::clone(&route.execution_log), |(_, s)| Arc::clone(s))
+            }));
+        }
         let runtime = Runtime {
-            table: loaded.table,
+            table,
             limits: loaded.settings.limits,
         };
         let gateway =
@@ -137,6 +154,7 @@ impl GatewayHarness {
             dir: None,
             bus_capacity: 4096,
             phases: Vec::new(),
+            execution_logs: Vec::new(),
         }
     }
 

@@ -203,3 +203,105 @@ fn stages_with_the_same_mount_conflict() {
         ]
     );
 }
+
+const WITH_VARIABLES: &str = "apis:
+  - name: shop
+    stages:
+      - { name: dev, variables: { host: dev.internal, unused: x, token: t1 } }
+      - { name: prod, variables: { host: prod.internal, unused: y, token: t2 } }
+    routes:
+      - path: '/items/{id}'
+        integration:
+          type: http
+          url: 'http://${stageVariables.host}/items/{id}'
+          request_headers: { set: { x-token: '${stageVariables.token}', x-host: '${stageVariables.host}' } }
+      - { method: GET, path: /plain, integration: { type: mock, body: plain } }
+";
+
+/// (stage, route path, the stage variables used with their values).
+type UsedVariables = (String, String, Vec<(String, String)>);
+
+#[test]
+fn routes_list_the_stage_variables_their_integration_uses() {
+    let loaded = loaded(WITH_VARIABLES);
+    let used: Vec<UsedVariables> = loaded
+        .table
+        .routes()
+        .map(|route| {
+            let vars = route
+                .stage_variables_used
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            (
+                route.stage.to_string(),
+                route.resource_path.to_string(),
+                vars,
+            )
+        })
+        .collect();
+    let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    assert_eq!(
+        used,
+        [
+            (
+                "dev".to_owned(),
+                "/items/{id}".to_owned(),
+                vec![pair("host", "dev.internal"), pair("token", "t1")]
+            ),
+            (
+                "prod".to_owned(),
+                "/items/{id}".to_owned(),
+                vec![pair("host", "prod.internal"), pair("token", "t2")]
+            ),
+            ("dev".to_owned(), "/plain".to_owned(), vec![]),
+            ("prod".to_owned(), "/plain".to_owned(), vec![]),
+        ]
+    );
+}
+
+#[test]
+fn execution_logs_are_off_until_a_stage_is_given_settings() {
+    use gatehouse_telemetry::{ExecutionLogLevel, ExecutionLogSettings};
+    use std::sync::Arc;
+
+    let loaded = loaded(WITH_VARIABLES);
+    assert!(
+        loaded
+            .table
+            .routes()
+            .all(|r| r.execution_log.level == ExecutionLogLevel::Off)
+    );
+    let info = Arc::new(ExecutionLogSettings {
+        level: ExecutionLogLevel::Info,
+        ..ExecutionLogSettings::default()
+    });
+    let table = loaded.table.with_execution_logs(|route| {
+        if &*route.stage == "prod" {
+            Arc::clone(&info)
+        } else {
+            Arc::clone(&route.execution_log)
+        }
+    });
+    let level = |stage: &str, path: &str| match table.resolve(None, &Method::GET, path) {
+        Resolution::Matched { route, .. } => {
+            assert_eq!(&*route.stage, stage);
+            route.execution_log.level
+        }
+        _ => panic!("{path} does not resolve"),
+    };
+    assert_eq!(level("prod", "/prod/items/1"), ExecutionLogLevel::Info);
+    assert_eq!(level("prod", "/prod/plain"), ExecutionLogLevel::Info);
+    assert_eq!(level("dev", "/dev/items/1"), ExecutionLogLevel::Off);
+    // The routes listing and the router hold the same new routes.
+    for route in table.routes().filter(|r| &*r.stage == "prod") {
+        assert!(Arc::ptr_eq(&route.execution_log, &info));
+    }
+    // The original table is untouched.
+    assert!(
+        loaded
+            .table
+            .routes()
+            .all(|r| r.execution_log.level == ExecutionLogLevel::Off)
+    );
+}

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_config::{HeaderOps, HttpIntegration, PathParams};
+use gatehouse_telemetry::execution::{IntegrationRequest, IntegrationResponse};
 use http::header::{self, HeaderValue};
 use http::{Request, Response, Uri, Version, request::Parts};
 use hyper::body::Incoming;
@@ -132,12 +133,17 @@ pub(crate) async fn forward(
         apply(&integration.request_headers, headers, params, &context);
     }
     let method = parts.method.clone();
-    let (body, upload) = RequestBody::new(body, scope.limits.max_payload_bytes);
+    let (body, upload) = RequestBody::new(
+        body,
+        scope.limits.max_payload_bytes,
+        recorder.body_capture_limit(),
+    );
     recorder.track_upload(Arc::clone(&upload));
     let upstream = &scope.gateway.upstream;
     let started = recorder.elapsed();
     recorder.exchange().timing.integration_start = Some(started);
     let (original_uri, outcome) = if integration.http2 {
+        record_request(&mut recorder, &parts, &uri);
         let original_uri = std::mem::replace(&mut parts.uri, uri);
         parts.version = Version::HTTP_2;
         let request = Request::from_parts(parts, body);
@@ -166,6 +172,7 @@ pub(crate) async fn forward(
             .path_and_query()
             .cloned()
             .map_or_else(|| Uri::from_static("/"), Uri::from);
+        record_request(&mut recorder, &parts, &uri);
         let original_uri = std::mem::replace(&mut parts.uri, target);
         parts.version = Version::HTTP_11;
         let request = Request::from_parts(parts, body);
@@ -227,6 +234,12 @@ pub(crate) async fn forward(
         exchange.integration.status = Some(parts.status.as_u16());
         exchange.timing.integration_response = Some(answered);
     }
+    if let Some(detail) = recorder.execution() {
+        detail.integration_response = Some(IntegrationResponse {
+            status: parts.status.as_u16(),
+            headers: Some(parts.headers.clone()),
+        });
+    }
     remove_hop_by_hop(&mut parts.headers);
     {
         let context = |var| scope.context_value(var, &method, original_uri.path());
@@ -238,6 +251,17 @@ pub(crate) async fn forward(
         );
     }
     Response::from_parts(parts, ResponseBody::upstream(body, recorder, loan))
+}
+
+/// Keeps the request as it goes upstream (method, full URL, final headers) for the execution log.
+fn record_request(recorder: &mut Recorder, parts: &Parts, uri: &Uri) {
+    if let Some(detail) = recorder.execution() {
+        detail.integration_request = Some(IntegrationRequest {
+            method: parts.method.clone(),
+            url: uri.to_string(),
+            headers: parts.headers.clone(),
+        });
+    }
 }
 
 /// An upstream exchange that failed, from either client.

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use gatehouse_config::{MockIntegration, PathParams};
+use gatehouse_telemetry::execution::IntegrationResponse;
 use http::header::{self, HeaderValue};
 use http::{Response, request::Parts};
 
@@ -26,6 +27,12 @@ pub(crate) fn respond(
         exchange.timing.integration_start = Some(now);
         exchange.timing.integration_response = Some(now);
         exchange.timing.integration_end = Some(now);
+    }
+    if let Some(detail) = recorder.execution() {
+        detail.integration_response = Some(IntegrationResponse {
+            status: mock.status.as_u16(),
+            headers: None,
+        });
     }
     let body = match mock.body.as_static() {
         Some(text) => Bytes::copy_from_slice(text.as_bytes()),

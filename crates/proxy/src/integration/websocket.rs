@@ -12,9 +12,10 @@ mod relay;
 mod upstream;
 
 use gatehouse_config::{PathParams, WebSocketIntegration};
+use gatehouse_telemetry::execution::{IntegrationRequest, IntegrationResponse};
 use gatehouse_telemetry::{ErrorClass, ExchangeKind};
-use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, request::Parts};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, request::Parts};
 use http_body_util::Empty;
 use hyper::body::Incoming;
 
@@ -75,10 +76,31 @@ pub(crate) async fn upgrade(
 
     let started = recorder.elapsed();
     recorder.exchange().timing.integration_start = Some(started);
-    let connected =
-        tokio::time::timeout(CONNECT_TIMEOUT, upstream::connect(scope, &uri, &parts)).await;
+    let mut sent = recorder.execution().map(|_| HeaderMap::new());
+    let connect = upstream::connect(scope, &uri, &parts, sent.as_mut());
+    let connected = tokio::time::timeout(CONNECT_TIMEOUT, connect).await;
     let answered = recorder.elapsed();
     recorder.exchange().timing.integration_response = Some(answered);
+    if let Some(detail) = recorder.execution() {
+        // Dialling may fail before the handshake is built; the URL is worth logging anyway.
+        detail.integration_request = Some(IntegrationRequest {
+            method: Method::GET,
+            url,
+            headers: sent.unwrap_or_default(),
+        });
+        let status = match &connected {
+            Ok(Ok(_)) => Some(StatusCode::SWITCHING_PROTOCOLS.as_u16()),
+            Ok(Err(failure)) => failure.status,
+            Err(_) => None,
+        };
+        if let Some(status) = status {
+            let headers = match &connected {
+                Ok(Ok((_, headers))) => Some(headers.clone()),
+                _ => None,
+            };
+            detail.integration_response = Some(IntegrationResponse { status, headers });
+        }
+    }
     let (upstream_io, upstream_headers) = match connected {
         Ok(Ok(connected)) => connected,
         Ok(Err(failure)) => {

@@ -41,6 +41,7 @@ pub(crate) fn unrouted(at_unix: u64) -> Exchange {
             done: Duration::from_millis(1),
         },
         websocket: None,
+        execution: None,
     }
 }
 

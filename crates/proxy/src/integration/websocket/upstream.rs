@@ -60,10 +60,13 @@ impl ConnectFailure {
 /// The upgraded upstream connection and the headers of its 101 answer.
 pub(super) type Connected = (TokioIo<Upgraded>, HeaderMap);
 
+/// Dials the upstream and performs the handshake. When `sent` is given (an execution log wants
+/// it), the handshake's request headers are copied into it.
 pub(super) async fn connect(
     scope: &RequestScope<'_>,
     uri: &Uri,
     client: &Parts,
+    sent: Option<&mut HeaderMap>,
 ) -> Result<Connected, ConnectFailure> {
     let secure = match uri.scheme_str() {
         Some("wss") => true,
@@ -101,6 +104,9 @@ pub(super) async fn connect(
     let key = fastwebsockets::handshake::generate_key();
     let request = handshake_request(scope, uri, client, &key)
         .map_err(|e| ConnectFailure::connect(format!("invalid upstream request: {e}")))?;
+    if let Some(sent) = sent {
+        sent.clone_from(request.headers());
+    }
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| ConnectFailure::connect(format!("HTTP handshake failed: {e}")))?;
