@@ -7,51 +7,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use gatehouse_telemetry::metrics::{Metric, Statistic};
+use gatehouse_telemetry::metrics::{Comparison, Metric, MissingData, Statistic};
 use serde::Deserialize;
 
 use crate::error::{Diagnostics, join_index, join_key};
 
-/// How a datapoint is compared with the threshold (the first four) or the anomaly band (the
-/// last three).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum Comparison {
-    GreaterThanThreshold,
-    GreaterThanOrEqualToThreshold,
-    LessThanThreshold,
-    LessThanOrEqualToThreshold,
-    LessThanLowerOrGreaterThanUpperThreshold,
-    GreaterThanUpperThreshold,
-    LessThanLowerThreshold,
-}
-
-impl Comparison {
-    /// Whether this compares with an anomaly band rather than a threshold.
-    pub fn is_band(self) -> bool {
-        matches!(
-            self,
-            Self::LessThanLowerOrGreaterThanUpperThreshold
-                | Self::GreaterThanUpperThreshold
-                | Self::LessThanLowerThreshold
-        )
-    }
-}
-
 /// The longest anomaly training window in days (the store keeps minute rows 15 days).
 const MAX_TRAINING_DAYS: u32 = 14;
-
-/// What a missing datapoint counts as (CloudWatch's `TreatMissingData`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub enum MissingData {
-    /// Missing points are neither good nor bad; all missing is INSUFFICIENT_DATA.
-    #[default]
-    Missing,
-    NotBreaching,
-    Breaching,
-    /// Keep the current state.
-    Ignore,
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

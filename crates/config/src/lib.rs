@@ -28,10 +28,11 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use alarms::{AlarmSettings, AnomalySettings, Comparison, MissingData, WebhookSettings};
+pub use alarms::{AlarmSettings, AnomalySettings, WebhookSettings};
 pub use compile::{ApiSummary, Summary};
 pub use env::{EnvError, substitute as substitute_env};
 pub use error::{ConfigError, ConfigErrors};
+pub use gatehouse_telemetry::metrics::{Comparison, MissingData};
 pub use integration::{
     HeaderOps, HttpIntegration, Integration, MockIntegration, WebSocketIntegration,
 };

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use gatehouse_admin::ApiError;
-use gatehouse_alarms::{AlarmSpec, AlarmStatus, Comparison, Evaluator, MissingData, WebhookSpec};
+use gatehouse_alarms::{AlarmSpec, AlarmStatus, Evaluator, WebhookSpec};
 use gatehouse_config::AlarmSettings;
 use gatehouse_store::Store;
 use gatehouse_telemetry::metrics::Dimensions;
@@ -38,33 +38,10 @@ fn spec(alarm: &AlarmSettings) -> AlarmSpec {
             training_days: anomaly.training_days,
             min_training_days: anomaly.min_training_days,
         }),
-        comparison: match alarm.comparison {
-            gatehouse_config::Comparison::GreaterThanThreshold => Comparison::GreaterThanThreshold,
-            gatehouse_config::Comparison::GreaterThanOrEqualToThreshold => {
-                Comparison::GreaterThanOrEqualToThreshold
-            }
-            gatehouse_config::Comparison::LessThanThreshold => Comparison::LessThanThreshold,
-            gatehouse_config::Comparison::LessThanOrEqualToThreshold => {
-                Comparison::LessThanOrEqualToThreshold
-            }
-            gatehouse_config::Comparison::LessThanLowerOrGreaterThanUpperThreshold => {
-                Comparison::LessThanLowerOrGreaterThanUpperThreshold
-            }
-            gatehouse_config::Comparison::GreaterThanUpperThreshold => {
-                Comparison::GreaterThanUpperThreshold
-            }
-            gatehouse_config::Comparison::LessThanLowerThreshold => {
-                Comparison::LessThanLowerThreshold
-            }
-        },
+        comparison: alarm.comparison,
         evaluation_periods: alarm.evaluation_periods,
         datapoints_to_alarm: alarm.datapoints_to_alarm,
-        treat_missing_data: match alarm.treat_missing_data {
-            gatehouse_config::MissingData::Missing => MissingData::Missing,
-            gatehouse_config::MissingData::NotBreaching => MissingData::NotBreaching,
-            gatehouse_config::MissingData::Breaching => MissingData::Breaching,
-            gatehouse_config::MissingData::Ignore => MissingData::Ignore,
-        },
+        treat_missing_data: alarm.treat_missing_data,
         min_sample_count: alarm.min_sample_count,
         webhook: alarm.webhook.as_ref().map(|hook| WebhookSpec {
             url: hook.url.to_string(),

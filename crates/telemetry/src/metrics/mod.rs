@@ -3,6 +3,7 @@
 
 mod aggregate;
 mod clock;
+mod condition;
 mod consumer;
 mod dimensions;
 mod names;
@@ -16,6 +17,7 @@ mod test_support;
 
 pub use aggregate::MetricPoint;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use condition::{Comparison, MissingData, UnknownName};
 pub use consumer::{MetricSink, MetricsAggregator, MetricsConfig, MetricsHandle, MetricsStats};
 pub use dimensions::Dimensions;
 pub use names::{Metric, OVERFLOW_API, prometheus as prometheus_names};
