@@ -26,7 +26,7 @@ pub use otlp::{
     OtlpHandle, OtlpStats,
 };
 pub use process::register_process_metrics;
-pub use prometheus::{PROMETHEUS_CONTENT_TYPE, register_bus_drops};
+pub use prometheus::{PROMETHEUS_CONTENT_TYPE, register_alarm_notifications, register_bus_drops};
 pub use prometheus_client;
 pub use stat::{Statistic, UnknownStatistic};
 pub use statistic::{DecodeError, SKETCH_RELATIVE_ACCURACY, StatisticSet};
