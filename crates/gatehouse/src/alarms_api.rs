@@ -1,9 +1,10 @@
-//! Alarms in the running gateway: config alarms to evaluator specs, and the admin API's answers.
+//! Alarms in the running gateway: validated alarms to evaluator specs, and the admin API's
+//! answers about states and history (the definitions are `alarm_registry.rs`'s).
 
 use std::sync::Arc;
 
 use gatehouse_admin::ApiError;
-use gatehouse_alarms::{AlarmSpec, AlarmStatus, Evaluator, WebhookSpec};
+use gatehouse_alarms::{AlarmSpec, AlarmStatus, WebhookSpec};
 use gatehouse_config::AlarmSettings;
 use gatehouse_store::Store;
 use gatehouse_telemetry::metrics::Dimensions;
@@ -13,12 +14,8 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::metrics_api::parse_since;
 
-/// Translates the validated config into the evaluator's specs.
-pub(crate) fn specs(alarms: &[AlarmSettings]) -> Vec<AlarmSpec> {
-    alarms.iter().map(spec).collect()
-}
-
-fn spec(alarm: &AlarmSettings) -> AlarmSpec {
+/// Translates a validated alarm (from the file or the API) into the evaluator's spec.
+pub(crate) fn spec(alarm: &AlarmSettings) -> AlarmSpec {
     let dimension = |name: &str| alarm.dimensions.get(name).map(|v| Arc::from(v.as_str()));
     AlarmSpec {
         name: alarm.name.clone(),
@@ -59,26 +56,22 @@ fn spec(alarm: &AlarmSettings) -> AlarmSpec {
     }
 }
 
-fn rfc3339(unix: i64) -> String {
+pub(crate) fn rfc3339(unix: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_default()
 }
 
-fn status_json(status: &AlarmStatus) -> Value {
+/// An alarm's state: `since` is when it entered it, `evaluatedAt` when it was last evaluated.
+pub(crate) fn status_json(status: &AlarmStatus) -> Value {
     json!({
         "name": status.name,
         "state": status.state.to_string(),
         "since": status.since_unix.map(rfc3339),
         "reason": status.reason,
+        "evaluatedAt": status.evaluated_unix.map(rfc3339),
     })
-}
-
-/// Answers `GET /admin/alarms`.
-pub(crate) fn states(evaluator: &Evaluator) -> Value {
-    let alarms: Vec<Value> = evaluator.states().iter().map(status_json).collect();
-    json!({ "alarms": alarms })
 }
 
 /// Answers `GET /admin/alarms/history`.
