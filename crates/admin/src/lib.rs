@@ -14,6 +14,9 @@
 //! - `GET /admin/alarms`, `GET /admin/alarms/history`: alarm states and their changes.
 //! - `GET /admin/logs/groups`, `POST /admin/logs/query`, `GET /admin/logs/tail` (server-sent
 //!   events): the log store.
+//! - `GET`, `PUT`, `DELETE /admin/alarms/{name}`: one alarm; `PUT` creates (201) or replaces
+//!   (200) an alarm from a JSON body with the config file's alarm fields, 400 with the list of
+//!   errors if it is invalid; config-file alarms answer 409 to `PUT` and `DELETE`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -100,6 +103,32 @@ pub enum ApiError {
     BadRequest(String),
     /// The feature is off or its backend failed (503).
     Unavailable(String),
+    /// No such thing (404).
+    NotFound(String),
+    /// The thing exists but may not be changed this way; the message says how (409).
+    Conflict(String),
+    /// The request body is invalid: a summary and one entry per problem (400).
+    Invalid {
+        message: String,
+        errors: Vec<String>,
+    },
+}
+
+/// What a `PUT` did, with the written resource.
+#[derive(Debug)]
+pub enum Written {
+    /// 201.
+    Created(Value),
+    /// 200.
+    Replaced(Value),
+}
+
+fn alarms_need_metrics<T: Send + 'static>() -> BoxFuture<'static, Result<T, ApiError>> {
+    Box::pin(async {
+        Err(ApiError::Unavailable(
+            "alarms need metrics to be enabled".into(),
+        ))
+    })
 }
 
 /// What the admin API asks of the running gateway.
@@ -158,6 +187,21 @@ pub trait Control: Send + Sync + 'static {
         Err(ApiError::Unavailable("the log store is disabled".into()))
     }
 
+    /// One alarm: its definition and state.
+    fn alarm(&self, _name: String) -> BoxFuture<'_, Result<Value, ApiError>> {
+        alarms_need_metrics()
+    }
+
+    /// Creates or replaces an alarm from a JSON document.
+    fn put_alarm(&self, _name: String, _body: Value) -> BoxFuture<'_, Result<Written, ApiError>> {
+        alarms_need_metrics()
+    }
+
+    /// Deletes an alarm created through the API.
+    fn delete_alarm(&self, _name: String) -> BoxFuture<'_, Result<(), ApiError>> {
+        alarms_need_metrics()
+    }
+
     /// Lists the metrics and dimension sets with data since `since_unix`.
     fn list_metrics(&self, _since_unix: Option<String>) -> BoxFuture<'_, Result<Value, ApiError>> {
         Box::pin(async { Err(ApiError::Unavailable("metrics are disabled".into())) })
@@ -185,6 +229,10 @@ pub fn router(control: Arc<dyn Control>, token: &str) -> Router {
         .route("/admin/alarms", get(alarms))
         .route("/admin/alarms/history", get(alarm_history))
         .merge(logs::routes())
+        .route(
+            "/admin/alarms/{name}",
+            get(alarm).put(put_alarm).delete(delete_alarm),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -268,6 +316,12 @@ fn api_error(error: ApiError) -> Response {
     let (status, message) = match error {
         ApiError::BadRequest(message) => (StatusCode::BAD_REQUEST, message),
         ApiError::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, message),
+        ApiError::NotFound(message) => (StatusCode::NOT_FOUND, message),
+        ApiError::Conflict(message) => (StatusCode::CONFLICT, message),
+        ApiError::Invalid { message, errors } => {
+            let body = json!({ "message": message, "errors": errors });
+            return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+        }
     };
     (status, axum::Json(json!({ "message": message }))).into_response()
 }
@@ -324,6 +378,47 @@ async fn alarm_history(
     }
 }
 
+async fn alarm(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    match state.control.alarm(name).await {
+        Ok(value) => axum::Json(value).into_response(),
+        Err(error) => api_error(error),
+    }
+}
+
+/// Takes any content type: the body must be JSON whatever the header says.
+async fn put_alarm(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let body = match serde_json::from_slice::<Value>(&body) {
+        Ok(body) => body,
+        Err(error) => {
+            return api_error(ApiError::BadRequest(format!(
+                "the body must be a JSON object with the alarm's fields: {error}"
+            )));
+        }
+    };
+    match state.control.put_alarm(name, body).await {
+        Ok(Written::Created(value)) => (StatusCode::CREATED, axum::Json(value)).into_response(),
+        Ok(Written::Replaced(value)) => axum::Json(value).into_response(),
+        Err(error) => api_error(error),
+    }
+}
+
+async fn delete_alarm(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    match state.control.delete_alarm(name).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => api_error(error),
+    }
+}
+
 async fn reload(State(state): State<AppState>) -> Response {
     match state.control.reload().await {
         Ok(summary) => (StatusCode::OK, axum::Json(json!({ "status": "reloaded", "config": summary }))).into_response(),
@@ -363,6 +458,29 @@ mod tests {
 
         fn prometheus(&self) -> Option<String> {
             Some("# TYPE up gauge\nup 1\n".into())
+        }
+
+        fn put_alarm(&self, name: String, body: Value) -> BoxFuture<'_, Result<Written, ApiError>> {
+            Box::pin(async move {
+                match name.as_str() {
+                    "from-file" => Err(ApiError::Conflict("edit the file".into())),
+                    "bad" => Err(ApiError::Invalid {
+                        message: "the alarm is invalid".into(),
+                        errors: vec!["threshold: must be a finite number".into()],
+                    }),
+                    "existing" => Ok(Written::Replaced(body)),
+                    _ => Ok(Written::Created(body)),
+                }
+            })
+        }
+
+        fn delete_alarm(&self, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
+            Box::pin(async move {
+                match name.as_str() {
+                    "existing" => Ok(()),
+                    _ => Err(ApiError::NotFound(format!("no alarm named '{name}'"))),
+                }
+            })
         }
 
         fn query_metrics(&self, query: MetricsQuery) -> BoxFuture<'_, Result<Value, ApiError>> {
@@ -497,6 +615,64 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(listed.status(), 503, "the default answer is 'disabled'");
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn alarm_writes_answer_with_their_status_codes() {
+        let (base, _fake, shutdown) = start(false).await;
+        let client = reqwest::Client::new();
+        let put = |name: &str, body: &'static str| {
+            client
+                .put(format!("{base}/admin/alarms/{name}"))
+                .bearer_auth("s3cret-token-0123456789")
+                .body(body)
+                .send()
+        };
+        let created = put("new", r#"{"threshold": 1}"#).await.unwrap();
+        assert_eq!(created.status(), 201);
+        assert_eq!(
+            created.json::<Value>().await.unwrap(),
+            json!({"threshold": 1})
+        );
+        assert_eq!(put("existing", "{}").await.unwrap().status(), 200);
+        assert_eq!(put("from-file", "{}").await.unwrap().status(), 409);
+        let invalid = put("bad", "{}").await.unwrap();
+        assert_eq!(invalid.status(), 400);
+        assert_eq!(
+            invalid.json::<Value>().await.unwrap()["errors"][0],
+            "threshold: must be a finite number"
+        );
+        let not_json = put("new", "threshold: 1").await.unwrap();
+        assert_eq!(not_json.status(), 400);
+        let message = not_json.json::<Value>().await.unwrap()["message"].to_string();
+        assert!(message.contains("must be a JSON object"), "{message}");
+        assert_eq!(
+            client
+                .put(format!("{base}/admin/alarms/new"))
+                .body("{}")
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+
+        let delete = |name: &str| {
+            client
+                .delete(format!("{base}/admin/alarms/{name}"))
+                .bearer_auth("s3cret-token-0123456789")
+                .send()
+        };
+        assert_eq!(delete("existing").await.unwrap().status(), 204);
+        assert_eq!(delete("nope").await.unwrap().status(), 404);
+        let get = client
+            .get(format!("{base}/admin/alarms/existing"))
+            .bearer_auth("s3cret-token-0123456789")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(get.status(), 503, "the default answer is 'disabled'");
         shutdown.cancel();
     }
 

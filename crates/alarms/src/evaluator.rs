@@ -17,10 +17,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use gatehouse_store::{AlarmTransitionRecord, MetricQuery, Store, StoreError};
+use gatehouse_store::{AlarmTransitionRecord, Store, StoreError};
 use gatehouse_telemetry::metrics::Clock;
 
-use crate::anomaly::{AnomalySpec, Band, SEASON_SECS, band};
+use crate::anomaly::Band;
+use crate::datapoints::{learn_bands, read_slots};
 use crate::evaluate::{evaluate, evaluate_bands, evaluation_range};
 use crate::notify::{Notifier, payload};
 use crate::spec::{AlarmSpec, AlarmState, SpecError, validate_all};
@@ -67,6 +68,27 @@ pub struct AlarmStatus {
     /// since it was configured, with no recorded transition.
     pub since_unix: Option<i64>,
     pub reason: String,
+    /// When this process last evaluated it; `None` until its first evaluation.
+    pub evaluated_unix: Option<i64>,
+}
+
+/// An alarm to evaluate, and where its own history begins.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Definition {
+    pub spec: AlarmSpec,
+    /// Transitions recorded before this time belong to an earlier alarm of the same name (one
+    /// deleted and created again) and are not restored; `None` restores the last one whenever
+    /// it was recorded.
+    pub history_since_unix: Option<i64>,
+}
+
+impl From<AlarmSpec> for Definition {
+    fn from(spec: AlarmSpec) -> Self {
+        Definition {
+            spec,
+            history_since_unix: None,
+        }
+    }
 }
 
 /// Why the evaluator could not start or take new specs.
@@ -97,15 +119,26 @@ struct Shared {
     clock: Arc<dyn Clock>,
     notifier: Arc<dyn Notifier>,
     alarms: Mutex<Vec<Entry>>,
-    /// Held for the whole of [`Evaluator::replace_specs`].
+    /// Held for the whole of [`Evaluator::replace_definitions`].
     reloading: Mutex<()>,
+    /// Wakes the thread of [`Evaluator::spawn`] to evaluate now; `None` before it is spawned.
+    wake: Mutex<Option<SyncSender<Signal>>>,
+}
+
+/// What the evaluator thread is told between evaluations.
+enum Signal {
+    /// Evaluate now (the alarms changed).
+    Wake,
+    Stop,
 }
 
 struct Entry {
     spec: Arc<AlarmSpec>,
+    history_since: Option<i64>,
     state: AlarmState,
     since_unix: Option<i64>,
     reason: String,
+    evaluated_unix: Option<i64>,
 }
 
 impl Evaluator {
@@ -120,7 +153,7 @@ impl Evaluator {
         validate_all(&specs)?;
         let alarms = specs
             .into_iter()
-            .map(|spec| restore(&store, spec))
+            .map(|spec| restore(&store, Definition::from(spec)))
             .collect::<Result<_, _>>()?;
         Ok(Evaluator {
             shared: Arc::new(Shared {
@@ -129,6 +162,7 @@ impl Evaluator {
                 notifier,
                 alarms: Mutex::new(alarms),
                 reloading: Mutex::new(()),
+                wake: Mutex::new(None),
             }),
         })
     }
@@ -158,10 +192,12 @@ impl Evaluator {
         {
             let mut alarms = shared.lock();
             for (spec, (evaluation, datapoints)) in evaluated {
-                // An alarm replaced while we evaluated is evaluated afresh next time.
+                // An alarm replaced or deleted while we evaluated is evaluated afresh next
+                // time, or never again.
                 let Some(entry) = alarms.iter_mut().find(|e| Arc::ptr_eq(&e.spec, &spec)) else {
                     continue;
                 };
+                entry.evaluated_unix = Some(now);
                 if evaluation.state == entry.state {
                     continue;
                 }
@@ -272,16 +308,25 @@ impl Evaluator {
                 state: entry.state,
                 since_unix: entry.since_unix,
                 reason: entry.reason.clone(),
+                evaluated_unix: entry.evaluated_unix,
             })
             .collect()
     }
 
-    /// Swaps in a new set of alarms (a config reload). An alarm whose spec is unchanged keeps
-    /// its state; a changed or new one starts from its last recorded state, as at start, and
-    /// is evaluated afresh at the next evaluation. Removed alarms are dropped (their history
-    /// stays until it expires). Blocking (new and changed alarms read the store). On error
-    /// nothing changes.
+    /// Swaps in a new set of alarms (a config reload) whose history is all theirs; see
+    /// [`Evaluator::replace_definitions`].
     pub fn replace_specs(&self, specs: Vec<AlarmSpec>) -> Result<(), EvaluatorError> {
+        self.replace_definitions(specs.into_iter().map(Definition::from).collect())
+    }
+
+    /// Swaps in a new set of alarms (a config reload, an alarm created, replaced or deleted
+    /// through the admin API). An alarm whose definition is unchanged keeps its state; a
+    /// changed or new one starts from its last recorded state since `history_since_unix` (or
+    /// `INSUFFICIENT_DATA`), as at start. Removed alarms are no longer evaluated or notified
+    /// (their history stays until it expires). The spawned thread, if any, evaluates at once.
+    /// Blocking (new and changed alarms read the store). On error nothing changes.
+    pub fn replace_definitions(&self, definitions: Vec<Definition>) -> Result<(), EvaluatorError> {
+        let specs: Vec<AlarmSpec> = definitions.iter().map(|d| d.spec.clone()).collect();
         validate_all(&specs)?;
         // One reload at a time, so an alarm planned as kept is still there at the swap.
         let _reloading = self
@@ -289,19 +334,22 @@ impl Evaluator {
             .reloading
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let current: Vec<Arc<AlarmSpec>> = self
+        let current: Vec<(Arc<AlarmSpec>, Option<i64>)> = self
             .shared
             .lock()
             .iter()
-            .map(|entry| Arc::clone(&entry.spec))
+            .map(|entry| (Arc::clone(&entry.spec), entry.history_since))
             .collect();
         // The store is read without holding the states' lock, so evaluation and `states` go
         // on meanwhile; kept alarms are taken at the swap, with whatever state they reached.
-        let mut plan = Vec::with_capacity(specs.len());
-        for spec in specs {
-            match current.iter().find(|existing| ***existing == spec) {
-                Some(existing) => plan.push(Planned::Kept(Arc::clone(existing))),
-                None => plan.push(Planned::Restored(restore(&self.shared.store, spec)?)),
+        let mut plan = Vec::with_capacity(definitions.len());
+        for definition in definitions {
+            let unchanged = current.iter().find(|(spec, since)| {
+                **spec == definition.spec && *since == definition.history_since_unix
+            });
+            match unchanged {
+                Some((existing, _)) => plan.push(Planned::Kept(Arc::clone(existing))),
+                None => plan.push(Planned::Restored(restore(&self.shared.store, definition)?)),
             }
         }
         let mut alarms = self.shared.lock();
@@ -314,29 +362,48 @@ impl Evaluator {
                         Some(index) => previous.swap_remove(index),
                         None => {
                             debug_assert!(false, "kept alarm vanished during a reload");
-                            Entry::unchecked(kept)
+                            Entry::unchecked(kept, None)
                         }
                     }
                 }
             };
             alarms.push(entry);
         }
+        drop(alarms);
+        self.wake();
         Ok(())
     }
 
+    /// Asks the spawned thread to evaluate now. A wake already pending is enough.
+    fn wake(&self) {
+        let wake = self
+            .shared
+            .wake
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(wake) = &*wake {
+            let _ = wake.try_send(Signal::Wake);
+        }
+    }
+
     /// Evaluates every `interval` on a thread of its own until the handle is stopped or
-    /// dropped. The first evaluation runs at once.
+    /// dropped. The first evaluation runs at once, and another whenever the alarms change.
     pub fn spawn(self, interval: Duration) -> Result<EvaluatorHandle, EvaluatorError> {
-        let (stop, stopped) = std::sync::mpsc::sync_channel::<()>(1);
+        let (stop, signals) = std::sync::mpsc::sync_channel::<Signal>(2);
+        *self
+            .shared
+            .wake
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(stop.clone());
         let evaluator = self.clone();
         let thread = std::thread::Builder::new()
             .name("gatehouse-alarms".into())
             .spawn(move || {
                 loop {
                     evaluator.evaluate_once();
-                    match stopped.recv_timeout(interval) {
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                    match signals.recv_timeout(interval) {
+                        Ok(Signal::Wake) | Err(RecvTimeoutError::Timeout) => {}
+                        Ok(Signal::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                     }
                 }
             })
@@ -355,71 +422,15 @@ impl Shared {
     }
 }
 
-/// The statistic's value in each of the `count` periods from `start` (`None` when missing or
-/// with too few samples), in one store query.
-fn read_slots(
-    store: &Store,
-    spec: &AlarmSpec,
-    start: i64,
-    count: usize,
-) -> Result<Vec<Option<f64>>, StoreError> {
-    let period = i64::from(spec.period_secs);
-    let points = store.query_metrics(&MetricQuery {
-        metric: spec.metric.clone(),
-        dimensions: spec.dimensions.clone(),
-        period_secs: spec.period_secs,
-        start_unix: start,
-        end_unix: start + period * count as i64,
-    })?;
-    let min_samples = spec.effective_min_sample_count();
-    let mut values = vec![None; count];
-    for point in points {
-        let slot = usize::try_from((point.timestamp_unix - start).div_euclid(period));
-        if let Ok(slot) = slot
-            && slot < count
-            && point.stats.sample_count >= min_samples
-        {
-            values[slot] = spec.statistic.evaluate(&point.stats);
-        }
-    }
-    Ok(values)
-}
-
-/// The band of each of the `count` periods from `start`, learned from the same periods on the
-/// previous `training_days` days. One store query covers all of them, from `training_days`
-/// days before the first period to one day before the last, and is sorted into slots here.
-fn learn_bands(
-    store: &Store,
-    spec: &AlarmSpec,
-    anomaly: &AnomalySpec,
-    start: i64,
-    count: usize,
-) -> Result<Vec<Option<Band>>, StoreError> {
-    let period = i64::from(spec.period_secs);
-    debug_assert_eq!(SEASON_SECS % period, 0, "validated spec");
-    let days = i64::from(anomaly.training_days);
-    let history_start = start - days * SEASON_SECS;
-    let slots_per_day = (SEASON_SECS / period) as usize;
-    // Training days run from `history_start` to one day before the last evaluated period.
-    let history_count = (days as usize - 1) * slots_per_day + count;
-    let history = read_slots(store, spec, history_start, history_count)?;
-    // Period `slot` on the day `back` days earlier is history slot (days − back) · slots_per_day
-    // + slot.
-    let bands = (0..count)
-        .map(|slot| {
-            let same_time: Vec<f64> = (1..=days as usize)
-                .filter_map(|back| history[(days as usize - back) * slots_per_day + slot])
-                .collect();
-            band(anomaly, &same_time)
-        })
-        .collect();
-    Ok(bands)
-}
-
-/// An alarm's entry as at start: its last recorded state, or `INSUFFICIENT_DATA`.
-fn restore(store: &Store, spec: AlarmSpec) -> Result<Entry, EvaluatorError> {
+/// An alarm's entry as at start: its last recorded state since its history began, or
+/// `INSUFFICIENT_DATA`.
+fn restore(store: &Store, definition: Definition) -> Result<Entry, EvaluatorError> {
+    let Definition {
+        spec,
+        history_since_unix,
+    } = definition;
     let last = store
-        .alarm_history(Some(&spec.name), i64::MIN, 1)
+        .alarm_history(Some(&spec.name), history_since_unix.unwrap_or(i64::MIN), 1)
         .map_err(EvaluatorError::History)?;
     let restored = last.into_iter().next().and_then(|record| {
         match record.new_state.parse::<AlarmState>() {
@@ -433,11 +444,13 @@ fn restore(store: &Store, spec: AlarmSpec) -> Result<Entry, EvaluatorError> {
     Ok(match restored {
         Some((state, since, reason)) => Entry {
             spec: Arc::new(spec),
+            history_since: history_since_unix,
             state,
             since_unix: Some(since),
             reason,
+            evaluated_unix: None,
         },
-        None => Entry::unchecked(Arc::new(spec)),
+        None => Entry::unchecked(Arc::new(spec), history_since_unix),
     })
 }
 
@@ -451,12 +464,14 @@ enum Planned {
 
 impl Entry {
     /// An alarm that has never been evaluated.
-    fn unchecked(spec: Arc<AlarmSpec>) -> Entry {
+    fn unchecked(spec: Arc<AlarmSpec>, history_since: Option<i64>) -> Entry {
         Entry {
             spec,
+            history_since,
             state: AlarmState::InsufficientData,
             since_unix: None,
             reason: "Unchecked: the alarm has not been evaluated yet".to_owned(),
+            evaluated_unix: None,
         }
     }
 }
@@ -465,7 +480,7 @@ impl Entry {
 /// evaluation.
 pub struct EvaluatorHandle {
     evaluator: Evaluator,
-    stop: Option<SyncSender<()>>,
+    stop: Option<SyncSender<Signal>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -488,8 +503,15 @@ impl EvaluatorHandle {
 
     fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.try_send(());
+            // Waits only while the thread takes a pending wake; fails if it has ended.
+            let _ = stop.send(Signal::Stop);
         }
+        self.evaluator
+            .shared
+            .wake
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some(thread) = self.thread.take()
             && thread.join().is_err()
         {

@@ -3,9 +3,12 @@
 //! the alarm's webhook with retries.
 //!
 //! Delivery runs as a task on a tokio runtime, never on the evaluator's thread: a slow or dead
-//! webhook delays nothing but its own retries.
+//! webhook delays nothing but its own retries. At most [`MAX_IN_FLIGHT`] deliveries run at once;
+//! a transition beyond that is not delivered, and counted. Every delivery's outcome is counted
+//! ([`NotificationStats`]) for `/metrics` and the status page.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -142,6 +145,29 @@ pub enum DeliveryError {
 
 type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// How many deliveries (with their retries) may be under way at once. Transitions are rare, so
+/// reaching this means webhooks are hanging; further transitions are dropped, not queued.
+pub const MAX_IN_FLIGHT: usize = 256;
+
+/// What became of the webhook deliveries since the notifier was created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NotificationStats {
+    /// Delivered: some attempt was answered with a 2xx status.
+    pub delivered: u64,
+    /// Given up after the last attempt.
+    pub failed: u64,
+    /// Not attempted because [`MAX_IN_FLIGHT`] deliveries were already under way.
+    pub dropped: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    dropped: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
 /// Posts each transition of an alarm with a webhook to it, as JSON, with retries. Any 2xx
 /// answer is success. `https://` URLs are checked against the Mozilla root store.
 #[derive(Clone)]
@@ -149,6 +175,7 @@ pub struct WebhookNotifier {
     runtime: tokio::runtime::Handle,
     client: HttpClient,
     retry: RetryPolicy,
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for WebhookNotifier {
@@ -185,7 +212,18 @@ impl WebhookNotifier {
             runtime,
             client,
             retry: RetryPolicy::default(),
+            counters: Arc::default(),
         })
+    }
+
+    /// The outcomes so far, of this notifier and its clones.
+    pub fn stats(&self) -> NotificationStats {
+        let counters = &self.counters;
+        NotificationStats {
+            delivered: counters.delivered.load(Ordering::Relaxed),
+            failed: counters.failed.load(Ordering::Relaxed),
+            dropped: counters.dropped.load(Ordering::Relaxed),
+        }
     }
 
     /// The same notifier with another retry policy.
@@ -194,8 +232,8 @@ impl WebhookNotifier {
         self
     }
 
-    /// Posts `body` to `webhook`, retrying per the policy. Each failed attempt is logged; the
-    /// last failure is returned once attempts run out.
+    /// Posts `body` to `webhook`, retrying per the policy, and counts the outcome. Each failed
+    /// attempt is logged; the last failure is returned once attempts run out.
     pub async fn deliver(
         &self,
         alarm: &str,
@@ -209,12 +247,14 @@ impl WebhookNotifier {
             let error = match self.attempt(webhook, body.clone()).await {
                 Ok(()) => {
                     tracing::debug!(alarm, url = webhook.url, attempt, "alarm webhook delivered");
+                    self.counters.delivered.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
                 Err(error) => error,
             };
             if attempt >= attempts {
                 tracing::error!(alarm, url = webhook.url, attempts, %error, "alarm webhook delivery failed; giving up");
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
                 return Err(error);
             }
             tracing::warn!(alarm, url = webhook.url, attempt, %error, retry_in = ?backoff, "alarm webhook delivery failed");
@@ -260,12 +300,24 @@ impl Notifier for WebhookNotifier {
         let Some(webhook) = transition.spec.webhook.clone() else {
             return;
         };
+        let counters = &self.counters;
+        if counters.in_flight.fetch_add(1, Ordering::Relaxed) >= MAX_IN_FLIGHT {
+            counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+            counters.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                alarm = transition.alarm,
+                max = MAX_IN_FLIGHT,
+                "too many alarm webhook deliveries under way; this transition is not delivered"
+            );
+            return;
+        }
         let body = Bytes::from(payload(transition).to_string());
         let alarm = transition.alarm.clone();
         let notifier = self.clone();
         self.runtime.spawn(async move {
-            // Failures are logged by `deliver`.
+            // Failures are logged and counted by `deliver`.
             let _ = notifier.deliver(&alarm, &webhook, body).await;
+            notifier.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
         });
     }
 }

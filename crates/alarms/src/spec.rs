@@ -8,9 +8,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+pub use gatehouse_telemetry::metrics::{Comparison, MissingData, UnknownName};
 use gatehouse_telemetry::metrics::{Dimensions, Statistic};
 
-use crate::anomaly::{AnomalySpec, Band, MAX_TRAINING_DAYS, SEASON_SECS};
+use crate::anomaly::{AnomalySpec, MAX_TRAINING_DAYS, SEASON_SECS};
 
 /// The longest an alarm may look back, `evaluation_periods × period_secs`: CloudWatch's one day.
 pub const MAX_EVALUATION_SECS: u64 = 24 * 60 * 60;
@@ -55,112 +56,6 @@ pub struct WebhookSpec {
     pub headers: Vec<(String, String)>,
 }
 
-/// How a datapoint is compared with the threshold or band; a datapoint for which it holds is
-/// breaching. The first four go with a static threshold, the last three with an anomaly band.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Comparison {
-    GreaterThanThreshold,
-    GreaterThanOrEqualToThreshold,
-    LessThanThreshold,
-    LessThanOrEqualToThreshold,
-    LessThanLowerOrGreaterThanUpperThreshold,
-    GreaterThanUpperThreshold,
-    LessThanLowerThreshold,
-}
-
-impl Comparison {
-    /// Whether `value` breaches `threshold` (a band comparison treats it as a band of width 0).
-    pub fn breaches(self, value: f64, threshold: f64) -> bool {
-        self.breaches_band(
-            value,
-            Band {
-                lower: threshold,
-                upper: threshold,
-            },
-        )
-    }
-
-    /// Whether `value` breaches `band`; a static comparison uses the upper edge for
-    /// "greater" and the lower edge for "less".
-    pub fn breaches_band(self, value: f64, band: Band) -> bool {
-        match self {
-            Self::GreaterThanThreshold => value > band.upper,
-            Self::GreaterThanOrEqualToThreshold => value >= band.upper,
-            Self::LessThanThreshold => value < band.lower,
-            Self::LessThanOrEqualToThreshold => value <= band.lower,
-            Self::LessThanLowerOrGreaterThanUpperThreshold => {
-                value < band.lower || value > band.upper
-            }
-            Self::GreaterThanUpperThreshold => value > band.upper,
-            Self::LessThanLowerThreshold => value < band.lower,
-        }
-    }
-
-    /// Whether this comparison is with an anomaly-detection band rather than a threshold.
-    pub fn is_band(self) -> bool {
-        matches!(
-            self,
-            Self::LessThanLowerOrGreaterThanUpperThreshold
-                | Self::GreaterThanUpperThreshold
-                | Self::LessThanLowerThreshold
-        )
-    }
-
-    /// CloudWatch's name, e.g. `GreaterThanThreshold`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::GreaterThanThreshold => "GreaterThanThreshold",
-            Self::GreaterThanOrEqualToThreshold => "GreaterThanOrEqualToThreshold",
-            Self::LessThanThreshold => "LessThanThreshold",
-            Self::LessThanOrEqualToThreshold => "LessThanOrEqualToThreshold",
-            Self::LessThanLowerOrGreaterThanUpperThreshold => {
-                "LessThanLowerOrGreaterThanUpperThreshold"
-            }
-            Self::GreaterThanUpperThreshold => "GreaterThanUpperThreshold",
-            Self::LessThanLowerThreshold => "LessThanLowerThreshold",
-        }
-    }
-
-    /// The words used in state reasons, e.g. "greater than".
-    pub(crate) fn phrase(self) -> &'static str {
-        match self {
-            Self::GreaterThanThreshold => "greater than",
-            Self::GreaterThanOrEqualToThreshold => "greater than or equal to",
-            Self::LessThanThreshold => "less than",
-            Self::LessThanOrEqualToThreshold => "less than or equal to",
-            Self::LessThanLowerOrGreaterThanUpperThreshold => "outside",
-            Self::GreaterThanUpperThreshold => "above",
-            Self::LessThanLowerThreshold => "below",
-        }
-    }
-}
-
-/// How datapoints with no data (or too few samples) count; CloudWatch's `TreatMissingData`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum MissingData {
-    /// Missing points are neither breaching nor not; all missing is `INSUFFICIENT_DATA`.
-    #[default]
-    Missing,
-    /// Missing points are good.
-    NotBreaching,
-    /// Missing points are bad.
-    Breaching,
-    /// The alarm keeps its state when the missing points would decide it.
-    Ignore,
-}
-
-impl MissingData {
-    /// CloudWatch's name: `missing`, `notBreaching`, `breaching` or `ignore`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Missing => "missing",
-            Self::NotBreaching => "notBreaching",
-            Self::Breaching => "breaching",
-            Self::Ignore => "ignore",
-        }
-    }
-}
-
 /// The state of an alarm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AlarmState {
@@ -180,59 +75,26 @@ impl AlarmState {
     }
 }
 
-macro_rules! names {
-    ($type:ty, $what:literal, [$($variant:ident),*]) => {
-        impl fmt::Display for $type {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $type {
-            type Err = UnknownName;
-
-            /// Parses the name `as_str` gives, ignoring ASCII case.
-            fn from_str(text: &str) -> Result<Self, Self::Err> {
-                [$(Self::$variant),*]
-                    .into_iter()
-                    .find(|value| value.as_str().eq_ignore_ascii_case(text))
-                    .ok_or_else(|| UnknownName {
-                        what: $what,
-                        found: text.to_owned(),
-                        expected: [$(Self::$variant.as_str()),*].join(", "),
-                    })
-            }
-        }
-    };
+impl fmt::Display for AlarmState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
-names!(
-    Comparison,
-    "comparison",
-    [
-        GreaterThanThreshold,
-        GreaterThanOrEqualToThreshold,
-        LessThanThreshold,
-        LessThanOrEqualToThreshold,
-        LessThanLowerOrGreaterThanUpperThreshold,
-        GreaterThanUpperThreshold,
-        LessThanLowerThreshold
-    ]
-);
-names!(
-    MissingData,
-    "missing-data treatment",
-    [Missing, NotBreaching, Breaching, Ignore]
-);
-names!(AlarmState, "alarm state", [Ok, Alarm, InsufficientData]);
+impl FromStr for AlarmState {
+    type Err = UnknownName;
 
-/// A name that is not one of an enum's.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown {what} '{found}': use one of {expected}")]
-pub struct UnknownName {
-    what: &'static str,
-    found: String,
-    expected: String,
+    /// Parses the name `as_str` gives, ignoring ASCII case.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        const ALL: [AlarmState; 3] = [
+            AlarmState::Ok,
+            AlarmState::Alarm,
+            AlarmState::InsufficientData,
+        ];
+        ALL.into_iter()
+            .find(|state| state.as_str().eq_ignore_ascii_case(text))
+            .ok_or_else(|| UnknownName::new("alarm state", text, &ALL.map(AlarmState::as_str)))
+    }
 }
 
 /// The default minimum sample count of a statistic, CloudWatch's rule for percentile alarms on
@@ -615,18 +477,10 @@ pub(crate) mod tests {
         ] {
             assert_eq!(state.to_string().parse::<AlarmState>().unwrap(), state);
         }
-        assert_eq!(
-            "notbreaching".parse::<MissingData>().unwrap(),
-            MissingData::NotBreaching
-        );
-        assert_eq!(
-            "LessThanThreshold".parse::<Comparison>().unwrap(),
-            Comparison::LessThanThreshold
-        );
-        let error = "sometimes".parse::<MissingData>().unwrap_err().to_string();
+        let error = "FINE".parse::<AlarmState>().unwrap_err().to_string();
         assert_eq!(
             error,
-            "unknown missing-data treatment 'sometimes': use one of missing, notBreaching, breaching, ignore"
+            "unknown alarm state 'FINE': use one of OK, ALARM, INSUFFICIENT_DATA"
         );
     }
 }

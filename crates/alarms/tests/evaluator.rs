@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gatehouse_alarms::{
-    AlarmSpec, AlarmState, Comparison, Evaluator, MissingData, Notifier, Transition,
+    AlarmSpec, AlarmState, Comparison, Definition, Evaluator, MissingData, Notifier, Transition,
 };
 use gatehouse_store::{Store, StoreConfig};
 use gatehouse_telemetry::metrics::{Dimensions, ManualClock, Statistic, StatisticSet};
@@ -353,4 +353,80 @@ fn the_spawned_evaluator_runs_until_stopped() {
     }
     handle.stop();
     assert_eq!(setup.notifier.take().len(), 1);
+}
+
+#[test]
+fn a_deleted_alarm_is_not_evaluated_and_a_recreated_one_starts_afresh() {
+    let setup = Setup::new();
+    let errors = spec("errors", MissingData::Breaching);
+    let evaluator = setup.evaluator(vec![errors.clone()]);
+    assert_eq!(evaluator.states()[0].evaluated_unix, None);
+    evaluator.evaluate_once();
+    let status = evaluator.states()[0].clone();
+    assert_eq!(
+        (status.state, status.evaluated_unix),
+        (Alarm, Some(T0 + 30))
+    );
+    assert_eq!(setup.notifier.take().len(), 1);
+
+    // Deleted: gone from the states, never evaluated or notified again; its history stays.
+    evaluator.replace_definitions(vec![]).unwrap();
+    setup.clock.advance(600);
+    assert!(evaluator.evaluate_once().is_empty());
+    assert!(evaluator.states().is_empty());
+    assert!(setup.notifier.take().is_empty());
+    assert_eq!(
+        setup
+            .store
+            .alarm_history(Some("errors"), 0, 10)
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Created again: the earlier alarm's ALARM is not its state.
+    let created = T0 + 600;
+    evaluator
+        .replace_definitions(vec![Definition {
+            spec: errors.clone(),
+            history_since_unix: Some(created),
+        }])
+        .unwrap();
+    let status = &evaluator.states()[0];
+    assert_eq!((status.state, status.since_unix), (InsufficientData, None));
+    // Its own transitions are restored, as after a restart.
+    evaluator.evaluate_once();
+    let restarted = setup.evaluator(vec![]);
+    restarted
+        .replace_definitions(vec![Definition {
+            spec: errors,
+            history_since_unix: Some(created),
+        }])
+        .unwrap();
+    assert_eq!(states(&restarted), [("errors".to_owned(), Alarm)]);
+}
+
+#[test]
+fn a_change_wakes_the_spawned_evaluator() {
+    let setup = Setup::new();
+    let evaluator = setup.evaluator(vec![]);
+    // An interval no test waits for: only the wake-up can evaluate the new alarm.
+    let handle = evaluator.spawn(Duration::from_secs(3600)).unwrap();
+    handle
+        .evaluator()
+        .replace_specs(vec![spec("errors", MissingData::Breaching)])
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while handle.evaluator().states()[0].state != Alarm {
+        assert!(
+            Instant::now() < deadline,
+            "the change did not wake the evaluator"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    handle.stop();
+    assert_eq!(
+        setup.notifier.take(),
+        [("errors".to_owned(), InsufficientData, Alarm)]
+    );
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gatehouse_alarms::{
-    AlarmSpec, AlarmState, Comparison, Datapoint, DeliveryError, MissingData, Notifier,
-    RetryPolicy, Transition, WebhookNotifier, WebhookSpec,
+    AlarmSpec, AlarmState, Comparison, Datapoint, DeliveryError, MissingData, NotificationStats,
+    Notifier, RetryPolicy, Transition, WebhookNotifier, WebhookSpec,
 };
 use gatehouse_telemetry::metrics::{Dimensions, Statistic};
 use http_body_util::{BodyExt, Full};
@@ -172,6 +172,20 @@ async fn a_failed_delivery_is_retried_and_the_payload_describes_the_transition()
         "treatMissingData": "notBreaching",
     });
     assert_eq!(second.body, expected);
+    // Counted once the answer is read, which is just after the receiver saw the body.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while notifier.stats().delivered == 0 {
+        assert!(std::time::Instant::now() < deadline, "never counted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        notifier.stats(),
+        NotificationStats {
+            delivered: 1,
+            failed: 0,
+            dropped: 0
+        }
+    );
     // Delivered: no third attempt.
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(rx.try_recv().is_err());
@@ -213,4 +227,13 @@ async fn delivery_gives_up_after_the_last_attempt() {
         .await
         .unwrap_err();
     assert!(matches!(error, DeliveryError::Send(_)), "{error}");
+    assert_eq!(
+        notifier.stats(),
+        NotificationStats {
+            delivered: 0,
+            failed: 2,
+            dropped: 0
+        },
+        "a delivery that gives up counts once, however many attempts it made"
+    );
 }

@@ -7,51 +7,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use gatehouse_telemetry::metrics::{Metric, Statistic};
+use gatehouse_telemetry::metrics::{Comparison, Metric, MissingData, Statistic};
 use serde::Deserialize;
 
 use crate::error::{Diagnostics, join_index, join_key};
 
-/// How a datapoint is compared with the threshold (the first four) or the anomaly band (the
-/// last three).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum Comparison {
-    GreaterThanThreshold,
-    GreaterThanOrEqualToThreshold,
-    LessThanThreshold,
-    LessThanOrEqualToThreshold,
-    LessThanLowerOrGreaterThanUpperThreshold,
-    GreaterThanUpperThreshold,
-    LessThanLowerThreshold,
-}
-
-impl Comparison {
-    /// Whether this compares with an anomaly band rather than a threshold.
-    pub fn is_band(self) -> bool {
-        matches!(
-            self,
-            Self::LessThanLowerOrGreaterThanUpperThreshold
-                | Self::GreaterThanUpperThreshold
-                | Self::LessThanLowerThreshold
-        )
-    }
-}
-
 /// The longest anomaly training window in days (the store keeps minute rows 15 days).
 const MAX_TRAINING_DAYS: u32 = 14;
-
-/// What a missing datapoint counts as (CloudWatch's `TreatMissingData`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub enum MissingData {
-    /// Missing points are neither good nor bad; all missing is INSUFFICIENT_DATA.
-    #[default]
-    Missing,
-    NotBreaching,
-    Breaching,
-    /// Keep the current state.
-    Ignore,
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -149,6 +111,9 @@ pub struct WebhookSettings {
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
+/// What the admin API shows instead of a webhook header's value, which often holds a secret.
+pub const REDACTED: &str = "<redacted>";
+
 const DIMENSIONS: [&str; 4] = ["api", "stage", "route", "method"];
 
 /// Validates the decoded alarms; invalid ones are reported and left out.
@@ -160,108 +125,136 @@ pub(crate) fn validate(
     let mut out = Vec::new();
     for (index, doc) in docs {
         let path = join_index("alarms", index);
-        let before = diags.error_count();
-        let field = |name: &str| join_key(&path, name);
-        if doc.name.is_empty()
-            || !doc
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
+        let duplicate = !names.insert(doc.name.clone());
+        if duplicate {
             diags.error(
-                &field("name"),
-                "must be non-empty and use only letters, digits, '-', '_' and '.'",
-            );
-        } else if !names.insert(doc.name.clone()) {
-            diags.error(
-                &field("name"),
+                &join_key(&path, "name"),
                 format!("alarm name '{}' is used twice", doc.name),
             );
         }
-        let metric = Metric::from_name(&doc.metric);
-        if metric.is_none() {
-            let known: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
-            diags.error(
-                &field("metric"),
-                format!(
-                    "unknown metric '{}'; known: {}",
-                    doc.metric,
-                    known.join(", ")
-                ),
-            );
-        }
-        for key in doc.dimensions.keys() {
-            if !DIMENSIONS.contains(&key.as_str()) {
-                diags.error(
-                    &join_key(&field("dimensions"), key),
-                    format!("unknown dimension '{key}'; use api, stage, route and method"),
-                );
-            }
-        }
-        let statistic = match &doc.statistic {
-            Some(text) => match text.parse::<Statistic>() {
-                Ok(statistic) => Some(statistic),
-                Err(error) => {
-                    diags.error(&field("statistic"), error.to_string());
-                    None
-                }
-            },
-            None => Some(match metric {
-                Some(metric) if metric.unit() == "Count" => Statistic::Sum,
-                _ => Statistic::Average,
-            }),
-        };
-        if doc.period_seconds == 0 || !doc.period_seconds.is_multiple_of(60) {
-            diags.error(
-                &field("period_seconds"),
-                "must be a positive multiple of 60",
-            );
-        }
-        let (anomaly, comparison) = condition(&doc, doc.period_seconds, &path, diags);
-        if doc.evaluation_periods == 0 {
-            diags.error(&field("evaluation_periods"), "must be at least 1");
-        }
-        let datapoints_to_alarm = doc.datapoints_to_alarm.unwrap_or(doc.evaluation_periods);
-        if datapoints_to_alarm == 0 || datapoints_to_alarm > doc.evaluation_periods {
-            diags.error(
-                &field("datapoints_to_alarm"),
-                format!(
-                    "must be between 1 and evaluation_periods ({})",
-                    doc.evaluation_periods
-                ),
-            );
-        }
-        if u64::from(doc.evaluation_periods) * u64::from(doc.period_seconds) > 86_400 {
-            diags.error(
-                &field("evaluation_periods"),
-                "evaluation_periods × period_seconds must be at most one day",
-            );
-        }
-        let webhook = doc
-            .webhook
-            .and_then(|hook| webhook(hook, &field("webhook"), diags));
-        if diags.error_count() == before
-            && let Some(statistic) = statistic
-            && let Some(comparison) = comparison
-        {
-            out.push(AlarmSettings {
-                name: doc.name,
-                metric: doc.metric,
-                dimensions: doc.dimensions,
-                statistic,
-                period_secs: doc.period_seconds,
-                threshold: doc.threshold,
-                anomaly,
-                comparison,
-                evaluation_periods: doc.evaluation_periods,
-                datapoints_to_alarm,
-                treat_missing_data: doc.treat_missing_data,
-                min_sample_count: doc.min_sample_count,
-                webhook,
-            });
+        let alarm = validate_one(doc, &path, diags);
+        if !duplicate {
+            out.extend(alarm);
         }
     }
     out
+}
+
+/// The names an alarm may not have: `GET /admin/alarms/history` is the history endpoint, so an
+/// alarm of that name could not be read or written through the admin API.
+const RESERVED_NAMES: [&str; 1] = ["history"];
+
+/// Validates one alarm whose fields are under `path` (`alarms[3]` in the file, empty for the
+/// admin API's body); `None` if it is invalid, with the reasons in `diags`.
+pub(crate) fn validate_one(
+    doc: AlarmSpecDoc,
+    path: &str,
+    diags: &mut Diagnostics<'_>,
+) -> Option<AlarmSettings> {
+    let before = diags.error_count();
+    let field = |name: &str| join_key(path, name);
+    if doc.name.is_empty()
+        || !doc
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        diags.error(
+            &field("name"),
+            "must be non-empty and use only letters, digits, '-', '_' and '.'",
+        );
+    } else if RESERVED_NAMES.contains(&doc.name.as_str()) {
+        diags.error(
+            &field("name"),
+            format!(
+                "'{}' is reserved (GET /admin/alarms/history is the alarm history); choose another name",
+                doc.name
+            ),
+        );
+    }
+    let metric = Metric::from_name(&doc.metric);
+    if metric.is_none() {
+        let known: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+        diags.error(
+            &field("metric"),
+            format!(
+                "unknown metric '{}'; known: {}",
+                doc.metric,
+                known.join(", ")
+            ),
+        );
+    }
+    for key in doc.dimensions.keys() {
+        if !DIMENSIONS.contains(&key.as_str()) {
+            diags.error(
+                &join_key(&field("dimensions"), key),
+                format!("unknown dimension '{key}'; use api, stage, route and method"),
+            );
+        }
+    }
+    let statistic = match &doc.statistic {
+        Some(text) => match text.parse::<Statistic>() {
+            Ok(statistic) => Some(statistic),
+            Err(error) => {
+                diags.error(&field("statistic"), error.to_string());
+                None
+            }
+        },
+        None => Some(match metric {
+            Some(metric) if metric.unit() == "Count" => Statistic::Sum,
+            _ => Statistic::Average,
+        }),
+    };
+    if doc.period_seconds == 0 || !doc.period_seconds.is_multiple_of(60) {
+        diags.error(
+            &field("period_seconds"),
+            "must be a positive multiple of 60",
+        );
+    }
+    let (anomaly, comparison) = condition(&doc, doc.period_seconds, path, diags);
+    if doc.evaluation_periods == 0 {
+        diags.error(&field("evaluation_periods"), "must be at least 1");
+    }
+    let datapoints_to_alarm = doc.datapoints_to_alarm.unwrap_or(doc.evaluation_periods);
+    if datapoints_to_alarm == 0 || datapoints_to_alarm > doc.evaluation_periods {
+        diags.error(
+            &field("datapoints_to_alarm"),
+            format!(
+                "must be between 1 and evaluation_periods ({})",
+                doc.evaluation_periods
+            ),
+        );
+    }
+    if u64::from(doc.evaluation_periods) * u64::from(doc.period_seconds) > 86_400 {
+        diags.error(
+            &field("evaluation_periods"),
+            "evaluation_periods × period_seconds must be at most one day",
+        );
+    }
+    let webhook = doc
+        .webhook
+        .and_then(|hook| webhook(hook, &field("webhook"), diags));
+    let (Some(statistic), Some(comparison)) = (statistic, comparison) else {
+        return None;
+    };
+    if diags.error_count() != before {
+        return None;
+    }
+    Some(AlarmSettings {
+        name: doc.name,
+        metric: doc.metric,
+        dimensions: doc.dimensions,
+        statistic,
+        period_secs: doc.period_seconds,
+        threshold: doc.threshold,
+        anomaly,
+        comparison,
+        evaluation_periods: doc.evaluation_periods,
+        datapoints_to_alarm,
+        treat_missing_data: doc.treat_missing_data,
+        min_sample_count: doc.min_sample_count,
+        webhook,
+    })
 }
 
 /// Checks `threshold` / `anomaly` / `comparison`: exactly one of the first two, and a
@@ -380,6 +373,13 @@ fn webhook(doc: WebhookDoc, path: &str, diags: &mut Diagnostics<'_>) -> Option<W
     let mut headers = Vec::new();
     for (name, value) in doc.headers {
         let at = join_key(&join_key(path, "headers"), &name);
+        if value == REDACTED {
+            diags.error(
+                &at,
+                format!("'{REDACTED}' stands for a value the admin API does not show; give the header's real value"),
+            );
+            continue;
+        }
         match (
             http::HeaderName::try_from(name.as_str()),
             http::HeaderValue::try_from(value.as_str()),

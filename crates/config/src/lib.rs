@@ -16,6 +16,7 @@ mod env;
 mod error;
 mod integration;
 mod model;
+mod one_alarm;
 mod routing;
 mod settings;
 mod template;
@@ -28,13 +29,15 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use alarms::{AlarmSettings, AnomalySettings, Comparison, MissingData, WebhookSettings};
+pub use alarms::{AlarmSettings, AnomalySettings, REDACTED, WebhookSettings};
 pub use compile::{ApiSummary, Summary};
 pub use env::{EnvError, substitute as substitute_env};
 pub use error::{ConfigError, ConfigErrors};
+pub use gatehouse_telemetry::metrics::{Comparison, MissingData};
 pub use integration::{
     HeaderOps, HttpIntegration, Integration, MockIntegration, WebSocketIntegration,
 };
+pub use one_alarm::{alarm_from_json, alarm_from_text};
 pub use routing::{PathParams, Resolution, Route, RouteTable};
 pub use settings::{
     AccessLogSettings, AdminSettings, Limits, ListenerSettings, MetricsSettings, OtlpSettings,

@@ -1,4 +1,5 @@
-//! A small client for the admin API, used by `gatehouse reload` and `gatehouse status`.
+//! A small client for the admin API, used by `gatehouse reload`, `status`, `metrics` and
+//! `alarms`.
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
@@ -15,12 +16,28 @@ pub(crate) async fn call(
     path: &str,
     token: &str,
 ) -> anyhow::Result<(u16, Value)> {
+    call_with_body(method, base, path, token, None).await
+}
+
+/// Like [`call`], with an optional JSON body.
+pub(crate) async fn call_with_body(
+    method: Method,
+    base: &str,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<(u16, Value)> {
     let url = format!("{}{path}", base.trim_end_matches('/'));
-    let request = Request::builder()
+    let mut request = Request::builder()
         .method(method)
         .uri(&url)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .body(Full::new(Bytes::new()))
+        .header(header::AUTHORIZATION, format!("Bearer {token}"));
+    if body.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/json");
+    }
+    let body = body.map_or_else(Bytes::new, |body| Bytes::from(body.to_string()));
+    let request = request
+        .body(Full::new(body))
         .with_context(|| format!("invalid admin URL '{base}'"))?;
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();

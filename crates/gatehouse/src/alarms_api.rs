@@ -1,9 +1,10 @@
-//! Alarms in the running gateway: config alarms to evaluator specs, and the admin API's answers.
+//! Alarms in the running gateway: validated alarms to evaluator specs, and the admin API's
+//! answers about states and history (the definitions are `alarm_registry.rs`'s).
 
 use std::sync::Arc;
 
 use gatehouse_admin::ApiError;
-use gatehouse_alarms::{AlarmSpec, AlarmStatus, Comparison, Evaluator, MissingData, WebhookSpec};
+use gatehouse_alarms::{AlarmSpec, AlarmStatus, WebhookSpec};
 use gatehouse_config::AlarmSettings;
 use gatehouse_store::Store;
 use gatehouse_telemetry::metrics::Dimensions;
@@ -13,12 +14,8 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::metrics_api::parse_since;
 
-/// Translates the validated config into the evaluator's specs.
-pub(crate) fn specs(alarms: &[AlarmSettings]) -> Vec<AlarmSpec> {
-    alarms.iter().map(spec).collect()
-}
-
-fn spec(alarm: &AlarmSettings) -> AlarmSpec {
+/// Translates a validated alarm (from the file or the API) into the evaluator's spec.
+pub(crate) fn spec(alarm: &AlarmSettings) -> AlarmSpec {
     let dimension = |name: &str| alarm.dimensions.get(name).map(|v| Arc::from(v.as_str()));
     AlarmSpec {
         name: alarm.name.clone(),
@@ -38,33 +35,10 @@ fn spec(alarm: &AlarmSettings) -> AlarmSpec {
             training_days: anomaly.training_days,
             min_training_days: anomaly.min_training_days,
         }),
-        comparison: match alarm.comparison {
-            gatehouse_config::Comparison::GreaterThanThreshold => Comparison::GreaterThanThreshold,
-            gatehouse_config::Comparison::GreaterThanOrEqualToThreshold => {
-                Comparison::GreaterThanOrEqualToThreshold
-            }
-            gatehouse_config::Comparison::LessThanThreshold => Comparison::LessThanThreshold,
-            gatehouse_config::Comparison::LessThanOrEqualToThreshold => {
-                Comparison::LessThanOrEqualToThreshold
-            }
-            gatehouse_config::Comparison::LessThanLowerOrGreaterThanUpperThreshold => {
-                Comparison::LessThanLowerOrGreaterThanUpperThreshold
-            }
-            gatehouse_config::Comparison::GreaterThanUpperThreshold => {
-                Comparison::GreaterThanUpperThreshold
-            }
-            gatehouse_config::Comparison::LessThanLowerThreshold => {
-                Comparison::LessThanLowerThreshold
-            }
-        },
+        comparison: alarm.comparison,
         evaluation_periods: alarm.evaluation_periods,
         datapoints_to_alarm: alarm.datapoints_to_alarm,
-        treat_missing_data: match alarm.treat_missing_data {
-            gatehouse_config::MissingData::Missing => MissingData::Missing,
-            gatehouse_config::MissingData::NotBreaching => MissingData::NotBreaching,
-            gatehouse_config::MissingData::Breaching => MissingData::Breaching,
-            gatehouse_config::MissingData::Ignore => MissingData::Ignore,
-        },
+        treat_missing_data: alarm.treat_missing_data,
         min_sample_count: alarm.min_sample_count,
         webhook: alarm.webhook.as_ref().map(|hook| WebhookSpec {
             url: hook.url.to_string(),
@@ -82,26 +56,22 @@ fn spec(alarm: &AlarmSettings) -> AlarmSpec {
     }
 }
 
-fn rfc3339(unix: i64) -> String {
+pub(crate) fn rfc3339(unix: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_default()
 }
 
-fn status_json(status: &AlarmStatus) -> Value {
+/// An alarm's state: `since` is when it entered it, `evaluatedAt` when it was last evaluated.
+pub(crate) fn status_json(status: &AlarmStatus) -> Value {
     json!({
         "name": status.name,
         "state": status.state.to_string(),
         "since": status.since_unix.map(rfc3339),
         "reason": status.reason,
+        "evaluatedAt": status.evaluated_unix.map(rfc3339),
     })
-}
-
-/// Answers `GET /admin/alarms`.
-pub(crate) fn states(evaluator: &Evaluator) -> Value {
-    let alarms: Vec<Value> = evaluator.states().iter().map(status_json).collect();
-    json!({ "alarms": alarms })
 }
 
 /// Answers `GET /admin/alarms/history`.

@@ -2,6 +2,7 @@
 //! gateway's admin API.
 
 mod admin_client;
+mod alarm_registry;
 mod alarms_api;
 mod alarms_cli;
 mod demo;
@@ -92,7 +93,7 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
-    /// Show a running gateway's alarms and their state changes.
+    /// Show a running gateway's alarms and their state changes; create, show and delete alarms.
     Alarms {
         #[command(subcommand)]
         command: Option<AlarmsCommand>,
@@ -216,6 +217,21 @@ pub(crate) enum AlarmsCommand {
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// One alarm's definition (as YAML, ready to edit and put back) and state.
+    Get {
+        name: String,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Create or replace an alarm from a YAML or JSON file with a config alarm's fields.
+    Put {
+        name: String,
+        /// The alarm file; `name` may be left out of it.
+        #[arg(long, short)]
+        file: PathBuf,
+    },
+    /// Delete an alarm created with `put` (config file alarms are changed in the file).
+    Delete { name: String },
 }
 
 /// How the CLI prints query results.

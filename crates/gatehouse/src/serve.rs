@@ -14,7 +14,8 @@ use gatehouse_proxy::{Gateway, Listener, Runtime};
 use gatehouse_store::{MetricWriter, Retention, Store, StoreConfig};
 use gatehouse_telemetry::metrics::{
     FanOut, MetricPoint, MetricSink, MetricsAggregator, MetricsConfig, MetricsHandle, OtlpConfig,
-    OtlpExporter, OtlpHandle, SystemClock, register_bus_drops, register_process_metrics,
+    OtlpExporter, OtlpHandle, SystemClock, register_alarm_notifications, register_bus_drops,
+    register_process_metrics,
 };
 use gatehouse_telemetry::{AccessLogDestination, AccessLogWriter, BusBuilder};
 use serde_json::{Value, json};
@@ -93,7 +94,8 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
         ),
     };
     let metrics = if settings.metrics.enabled {
-        Some(start_metrics(&settings, bus.subscribe("metrics")).await?)
+        let file = loaded.source.file.display().to_string();
+        Some(start_metrics(&settings, file, bus.subscribe("metrics")).await?)
     } else {
         None
     };
@@ -163,7 +165,8 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
 pub(crate) struct MetricsRuntime {
     pub(crate) store: Store,
     pub(crate) handle: MetricsHandle,
-    pub(crate) alarms: Evaluator,
+    pub(crate) alarms: Arc<crate::alarm_registry::AlarmRegistry>,
+    notifier: WebhookNotifier,
     alarm_thread: Arc<Mutex<Option<EvaluatorHandle>>>,
     otlp: Arc<Mutex<Option<OtlpHandle>>>,
 }
@@ -184,6 +187,7 @@ impl MetricSink for StoreSink {
 
 async fn start_metrics(
     settings: &Settings,
+    config_file: String,
     records: tokio::sync::mpsc::Receiver<Arc<gatehouse_telemetry::Exchange>>,
 ) -> anyhow::Result<MetricsRuntime> {
     let config = StoreConfig {
@@ -226,23 +230,28 @@ async fn start_metrics(
     )?;
     tracing::info!(path = %store.path().display(), "metrics store open");
 
-    let specs = crate::alarms_api::specs(&settings.alarms);
-    let notifier = Arc::new(WebhookNotifier::new(tokio::runtime::Handle::current())?);
-    let alarm_store = store.clone();
-    // Restoring each alarm's last state reads the store: off the runtime threads.
-    let alarms = tokio::task::spawn_blocking(move || {
-        Evaluator::new(alarm_store, specs, Arc::new(SystemClock), notifier)
-    })
+    let notifier = WebhookNotifier::new(tokio::runtime::Handle::current())?;
+    // With no alarms yet this reads nothing; the registry adds the file's and the API's.
+    let evaluator = Evaluator::new(
+        store.clone(),
+        Vec::new(),
+        Arc::new(SystemClock),
+        Arc::new(notifier.clone()),
+    )?;
+    let alarm_thread = evaluator.clone().spawn(DEFAULT_INTERVAL)?;
+    let alarms = crate::alarm_registry::AlarmRegistry::open(
+        store.clone(),
+        evaluator,
+        settings.alarms.clone(),
+        config_file,
+    )
     .await
-    .context("the alarm evaluator task failed")??;
-    let alarm_thread = alarms.clone().spawn(DEFAULT_INTERVAL)?;
-    if !settings.alarms.is_empty() {
-        tracing::info!(alarms = settings.alarms.len(), "alarm evaluator running");
-    }
+    .context("cannot start the alarms")?;
     Ok(MetricsRuntime {
         store,
         handle,
-        alarms,
+        alarms: Arc::new(alarms),
+        notifier,
         alarm_thread: Arc::new(Mutex::new(Some(alarm_thread))),
         otlp: Arc::new(Mutex::new(otlp)),
     })
@@ -372,6 +381,15 @@ impl Reloader {
         self.metrics.as_ref().map(|metrics| &metrics.store)
     }
 
+    fn alarm_registry(
+        &self,
+    ) -> Result<&crate::alarm_registry::AlarmRegistry, gatehouse_admin::ApiError> {
+        self.metrics
+            .as_ref()
+            .map(|metrics| &*metrics.alarms)
+            .ok_or_else(disabled)
+    }
+
     /// Loads, validates and swaps in the config. On error the old config keeps serving.
     pub(crate) async fn reload_now(&self) -> Result<Value, Vec<String>> {
         let _one_at_a_time = self.reloading.lock().await;
@@ -390,15 +408,9 @@ impl Reloader {
             warn_about_restart_only_changes(&current.settings, &loaded.settings);
         }
         if let Some(metrics) = &self.metrics {
-            let evaluator = metrics.alarms.clone();
-            let specs = crate::alarms_api::specs(&loaded.settings.alarms);
-            let replaced =
-                tokio::task::spawn_blocking(move || evaluator.replace_specs(specs)).await;
-            match replaced {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::warn!(%error, "alarms were not updated"),
-                Err(error) => tracing::warn!(%error, "the alarm update task failed"),
-            }
+            let file = loaded.source.file.display().to_string();
+            let alarms = loaded.settings.alarms.clone();
+            metrics.alarms.set_config(alarms, file).await;
         } else if !loaded.settings.alarms.is_empty() {
             tracing::warn!(
                 "alarms need metrics; they are not evaluated while metrics.enabled is false"
@@ -466,9 +478,16 @@ impl gatehouse_admin::Control for Reloader {
             .handle
             .set_open_websockets(self.gateway.open_websockets());
         let consumers = self.gateway.bus().stats();
+        let notifications = metrics.notifier.stats();
         Some(metrics.handle.render_prometheus_with(|registry| {
             register_bus_drops(registry, &consumers);
             register_process_metrics(registry);
+            let counts = [
+                notifications.delivered,
+                notifications.failed,
+                notifications.dropped,
+            ];
+            register_alarm_notifications(registry, counts);
         }))
     }
 
@@ -485,12 +504,30 @@ impl gatehouse_admin::Control for Reloader {
     }
 
     fn alarms(&self) -> gatehouse_admin::BoxFuture<'_, Result<Value, gatehouse_admin::ApiError>> {
-        Box::pin(async move {
-            match &self.metrics {
-                Some(metrics) => Ok(crate::alarms_api::states(&metrics.alarms)),
-                None => Err(disabled()),
-            }
-        })
+        Box::pin(async move { Ok(self.alarm_registry()?.list().await) })
+    }
+
+    fn alarm(
+        &self,
+        name: String,
+    ) -> gatehouse_admin::BoxFuture<'_, Result<Value, gatehouse_admin::ApiError>> {
+        Box::pin(async move { self.alarm_registry()?.get(&name).await })
+    }
+
+    fn put_alarm(
+        &self,
+        name: String,
+        body: Value,
+    ) -> gatehouse_admin::BoxFuture<'_, Result<gatehouse_admin::Written, gatehouse_admin::ApiError>>
+    {
+        Box::pin(async move { self.alarm_registry()?.put(name, body).await })
+    }
+
+    fn delete_alarm(
+        &self,
+        name: String,
+    ) -> gatehouse_admin::BoxFuture<'_, Result<(), gatehouse_admin::ApiError>> {
+        Box::pin(async move { self.alarm_registry()?.delete(name).await })
     }
 
     fn alarm_history(
@@ -555,11 +592,16 @@ impl gatehouse_admin::Control for Reloader {
             .into_iter()
             .map(|c| json!({"name": c.name, "delivered": c.delivered, "dropped": c.dropped, "queued": c.queued}))
             .collect();
+        let notifications = self.metrics.as_ref().map(|metrics| {
+            let stats = metrics.notifier.stats();
+            json!({"delivered": stats.delivered, "failed": stats.failed, "dropped": stats.dropped})
+        });
         json!({
             "version": env!("CARGO_PKG_VERSION"),
             "uptimeSeconds": self.started.elapsed().as_secs(),
             "config": config,
             "telemetry": { "consumers": consumers },
+            "alarms": { "notifications": notifications },
         })
     }
 }

@@ -5,50 +5,9 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::time::Duration;
 
-use support::{Gatehouse, TOKEN, run};
-use tokio::sync::mpsc;
-
-/// A webhook receiver on loopback that hands every POSTed body to the test.
-async fn receiver() -> (String, mpsc::UnboundedReceiver<serde_json::Value>) {
-    use http_body_util::BodyExt;
-    use hyper::service::service_fn;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                    let tx = tx.clone();
-                    async move {
-                        let secret = request.headers().get("x-hook-secret").cloned();
-                        let body = request.into_body().collect().await.unwrap().to_bytes();
-                        let mut value: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                        value["receivedSecret"] = serde_json::json!(
-                            secret.and_then(|s| s.to_str().ok().map(str::to_owned))
-                        );
-                        let _ = tx.send(value);
-                        Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(
-                            bytes::Bytes::new(),
-                        )))
-                    }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (url, rx)
-}
+use support::{Gatehouse, TOKEN, run, webhook_receiver};
 
 fn config() -> String {
     "listeners:\n  - name: public\n    bind: 127.0.0.1:0\n\
@@ -65,7 +24,7 @@ apis:\n  - name: shop\n    stages:\n      - name: prod\n    routes:\n\
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alarm_fires_its_webhook_and_shows_in_the_cli() {
-    let (url, mut hooks) = receiver().await;
+    let (url, mut hooks) = webhook_receiver().await;
     let env = [("HOOK_URL", url.as_str()), ("HOOK_SECRET", "s3cret")];
     let gatehouse = Gatehouse::start(&config(), &env);
 

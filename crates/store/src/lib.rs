@@ -3,15 +3,17 @@
 //!
 //! It holds metric rollups first: 1-minute statistic sets merged at write time into 5-minute and
 //! 1-hour rows, each resolution with its own retention. Alarm history (`alarms.rs`) is the
-//! second kind of data and logs (`logs/`: groups, compressed blocks of events, scans and search)
-//! the third; traces and the audit chain join later as new migrations (`schema.rs`) and new kinds
-//! of write op (`writer.rs`) on the same thread and batches.
+//! second kind of data, the alarms created through the admin API (`alarm_definitions.rs`) the
+//! third, and logs (`logs/`: groups, compressed blocks of events, scans and search) the fourth;
+//! traces and the audit chain join later as new migrations (`schema.rs`) and new kinds of write
+//! op (`writer.rs`) on the same thread and batches.
 //!
 //! **Architecture invariant:** submitting data never blocks. [`MetricWriter::submit`] and
 //! [`LogWriter::append`] offer a batch to a bounded queue and drop (and count) it when the queue
 //! is full; SQLite is only ever touched on the writer thread and by [`Store`]'s blocking query
 //! methods, which async callers run with `spawn_blocking`.
 
+mod alarm_definitions;
 mod alarms;
 mod config;
 mod error;
@@ -28,6 +30,7 @@ use std::thread::JoinHandle;
 
 use gatehouse_telemetry::metrics::Dimensions;
 
+pub use alarm_definitions::{AlarmDefinitionRecord, DefinitionOutcome};
 pub use alarms::{ALARM_HISTORY_RETENTION, AlarmTransitionRecord};
 pub use config::{Retention, StoreConfig};
 pub use error::StoreError;
@@ -226,6 +229,41 @@ impl Store {
         self.inner
             .readers
             .with(|conn| alarms::history(conn, alarm, since_unix, limit))
+    }
+
+    /// Creates or replaces the stored definition of alarm `name` (its JSON document) through the
+    /// writer thread, and blocks until it is committed. A new row gets `now_unix` as its
+    /// creation time; a replaced one keeps its own. Blocking.
+    pub fn put_alarm_definition(
+        &self,
+        name: &str,
+        spec: &str,
+        now_unix: i64,
+    ) -> Result<DefinitionOutcome, StoreError> {
+        let change = alarm_definitions::DefinitionChange::Put {
+            name: name.to_owned(),
+            spec: spec.to_owned(),
+            now_unix,
+        };
+        self.inner
+            .queue
+            .call(|reply| WriteOp::AlarmDefinition { change, reply })
+    }
+
+    /// Deletes the stored definition of alarm `name`, if there is one; its history stays.
+    /// Blocking.
+    pub fn delete_alarm_definition(&self, name: &str) -> Result<DefinitionOutcome, StoreError> {
+        let change = alarm_definitions::DefinitionChange::Delete {
+            name: name.to_owned(),
+        };
+        self.inner
+            .queue
+            .call(|reply| WriteOp::AlarmDefinition { change, reply })
+    }
+
+    /// Every stored alarm definition, ordered by name. Blocking.
+    pub fn alarm_definitions(&self) -> Result<Vec<AlarmDefinitionRecord>, StoreError> {
+        self.inner.readers.with(alarm_definitions::list)
     }
 
     /// Blocks until everything submitted before the call is committed. Reports the first failed

@@ -2,9 +2,9 @@
 //!
 //! The schema version is SQLite's `PRAGMA user_version`: migration `i` of [`MIGRATIONS`] takes the
 //! database from version `i` to `i + 1`, in its own transaction. Migrations are only ever appended:
-//! `alarm_history` is the second, the log store the fourth, and later issues add `spans` and
-//! `audit` as new entries. A database written by a newer build (a higher version than we know) is refused rather
-//! than guessed at.
+//! `alarm_history` is the second, `alarm_definitions` the third, the log store the fourth, and
+//! later issues add `spans` and `audit` as new entries. A database written by a newer build (a
+//! higher version than we know) is refused rather than guessed at.
 
 use std::path::Path;
 use std::time::Duration;
@@ -56,8 +56,17 @@ const MIGRATIONS: &[&str] = &[
          data TEXT NOT NULL
      );
      CREATE INDEX alarm_history_by_alarm ON alarm_history (alarm, ts);",
-    // 3: alarms created through the admin API (the alarms work adds its accessors).
-    "CREATE TABLE alarm_definitions (name TEXT PRIMARY KEY, spec TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);",
+    // 3: alarms created through the admin API, so they survive restarts and reloads.
+    //
+    // `spec` is the alarm's JSON document in the config file's shape; the config crate, not
+    // the store, validates it when it is read back. Times are Unix seconds; `created_at` also
+    // tells an alarm's own history from that of an earlier alarm of the same name.
+    "CREATE TABLE alarm_definitions (
+         name TEXT PRIMARY KEY,
+         spec TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL
+     );",
     // 4: log groups and their events, stored in compressed blocks (see `logs/block.rs`).
     //
     // `log_groups.retention_days` is the group's own retention; NULL means the store's default

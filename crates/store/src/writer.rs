@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 
+use crate::alarm_definitions::{self, DefinitionChange, DefinitionOutcome};
 use crate::alarms::{self, AlarmTransitionRecord};
 use crate::logs::{self, GroupIds, LogBatch, PendingLogs};
 use crate::metrics::{self, MetricBatch, PendingMetrics};
@@ -51,6 +52,12 @@ pub(crate) enum WriteOp {
     AlarmTransition {
         record: AlarmTransitionRecord,
         reply: SyncSender<Result<(), StoreError>>,
+    },
+    /// Commit the open batch, then create, replace or delete one alarm definition in its own
+    /// transaction and answer with what it did.
+    AlarmDefinition {
+        change: DefinitionChange,
+        reply: SyncSender<Result<DefinitionOutcome, StoreError>>,
     },
     /// Commit everything queued before this op, then answer.
     Flush(SyncSender<Result<(), StoreError>>),
@@ -116,10 +123,10 @@ impl WriterQueue {
 
     /// Queues the op `make` builds around a reply channel, waiting for room, and waits for the
     /// writer's answer. For flush and shutdown, which callers expect to block.
-    pub(crate) fn call(
+    pub(crate) fn call<T>(
         &self,
-        make: impl FnOnce(SyncSender<Result<(), StoreError>>) -> WriteOp,
-    ) -> Result<(), StoreError> {
+        make: impl FnOnce(SyncSender<Result<T, StoreError>>) -> WriteOp,
+    ) -> Result<T, StoreError> {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
         self.sender
             .send(make(reply))
@@ -258,6 +265,10 @@ impl Writer {
                 self.commit(Logs::IfDue);
                 let _ = reply.send(self.record_alarm_transition(&record));
             }
+            WriteOp::AlarmDefinition { change, reply } => {
+                self.commit();
+                let _ = reply.send(self.change_alarm_definition(&change));
+            }
             WriteOp::Flush(reply) => {
                 self.commit(Logs::Now);
                 let _ = reply.send(self.failed.take().map_or(Ok(()), Err));
@@ -379,6 +390,23 @@ impl Writer {
         });
         result.map_err(|error| {
             tracing::warn!(%error, alarm = record.alarm, "recording an alarm transition failed");
+            self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+            StoreError::Write(error)
+        })
+    }
+
+    /// Applies one alarm definition change in its own transaction.
+    fn change_alarm_definition(
+        &mut self,
+        change: &DefinitionChange,
+    ) -> Result<DefinitionOutcome, StoreError> {
+        let result = self.conn.transaction().and_then(|tx| {
+            let outcome = alarm_definitions::apply(&tx, change)?;
+            tx.commit()?;
+            Ok(outcome)
+        });
+        result.map_err(|error| {
+            tracing::warn!(%error, ?change, "changing an alarm definition failed");
             self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
             StoreError::Write(error)
         })

@@ -3,6 +3,7 @@
 mod alarms;
 mod env;
 mod load_errors;
+mod one_alarm;
 mod routing;
 mod templates;
 mod validation;

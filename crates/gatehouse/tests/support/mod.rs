@@ -214,3 +214,46 @@ pub async fn start_upstream() -> SocketAddr {
     });
     addr
 }
+
+/// A webhook receiver on loopback that hands every POSTed body to the test.
+/// The `x-hook-secret` header it received is added to each body as `receivedSecret`.
+pub async fn webhook_receiver() -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+) {
+    use http_body_util::BodyExt;
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let tx = tx.clone();
+                    async move {
+                        let secret = request.headers().get("x-hook-secret").cloned();
+                        let body = request.into_body().collect().await.unwrap().to_bytes();
+                        let mut value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                        value["receivedSecret"] = serde_json::json!(
+                            secret.and_then(|s| s.to_str().ok().map(str::to_owned))
+                        );
+                        let _ = tx.send(value);
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::new()),
+                        ))
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (url, rx)
+}

@@ -3,6 +3,7 @@
 
 mod aggregate;
 mod clock;
+mod condition;
 mod consumer;
 mod dimensions;
 mod names;
@@ -16,6 +17,7 @@ mod test_support;
 
 pub use aggregate::MetricPoint;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use condition::{Comparison, MissingData, UnknownName};
 pub use consumer::{MetricSink, MetricsAggregator, MetricsConfig, MetricsHandle, MetricsStats};
 pub use dimensions::Dimensions;
 pub use names::{Metric, OVERFLOW_API, prometheus as prometheus_names};
@@ -24,7 +26,7 @@ pub use otlp::{
     OtlpHandle, OtlpStats,
 };
 pub use process::register_process_metrics;
-pub use prometheus::{PROMETHEUS_CONTENT_TYPE, register_bus_drops};
+pub use prometheus::{PROMETHEUS_CONTENT_TYPE, register_alarm_notifications, register_bus_drops};
 pub use prometheus_client;
 pub use stat::{Statistic, UnknownStatistic};
 pub use statistic::{DecodeError, SKETCH_RELATIVE_ACCURACY, StatisticSet};

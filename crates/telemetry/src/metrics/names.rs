@@ -202,6 +202,8 @@ pub mod prometheus {
     pub const SERIES_FOLDED_TOTAL: &str = "gatehouse_metrics_series_folded_total";
     /// Counter `{consumer}`: records the telemetry bus dropped because a queue was full.
     pub const TELEMETRY_DROPPED_TOTAL: &str = "gatehouse_telemetry_dropped_total";
+    /// Counter `{outcome}`: alarm webhook deliveries by what became of them.
+    pub const ALARM_NOTIFICATIONS_TOTAL: &str = "gatehouse_alarm_notifications_total";
 
     /// The name to register a metric under: counters lose `_total`, which the encoder appends.
     pub fn registered_name(exposed: &'static str) -> &'static str {
@@ -253,6 +255,16 @@ pub mod prometheus {
     pub(crate) struct ConsumerLabelSet {
         pub(crate) consumer: &'static str,
     }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+    pub(crate) struct OutcomeLabelSet {
+        /// One of [`NOTIFICATION_OUTCOMES`].
+        pub(crate) outcome: &'static str,
+    }
+
+    /// `outcome` of alarm notifications: answered 2xx, given up after the last retry, or not
+    /// attempted because too many deliveries were under way.
+    pub const NOTIFICATION_OUTCOMES: [&str; 3] = ["delivered", "failed", "dropped"];
 
     /// `output` of records folded in the minute buckets.
     pub(crate) const OUTPUT_MINUTE_BUCKETS: &str = "minute_buckets";

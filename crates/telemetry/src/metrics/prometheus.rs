@@ -19,8 +19,9 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use super::names::prometheus::{
-    self as names, ConsumerLabelSet, DURATION_BUCKETS_SECONDS, FoldedLabelSet, RequestLabelSet,
-    RouteLabelSet, WebSocketConnectionLabelSet, WebSocketMessageLabelSet, registered_name,
+    self as names, ConsumerLabelSet, DURATION_BUCKETS_SECONDS, FoldedLabelSet, OutcomeLabelSet,
+    RequestLabelSet, RouteLabelSet, WebSocketConnectionLabelSet, WebSocketMessageLabelSet,
+    registered_name,
 };
 use super::names::{MethodLabels, OVERFLOW_API};
 use crate::{ConsumerStats, Exchange, ExchangeKind};
@@ -317,6 +318,23 @@ pub fn register_bus_drops(registry: &mut Registry, consumers: &[ConsumerStats]) 
         registered_name(names::TELEMETRY_DROPPED_TOTAL),
         "Telemetry records dropped because a consumer's queue was full",
         dropped,
+    );
+}
+
+/// Registers `gatehouse_alarm_notifications_total{outcome}` from the alarm notifier's counts,
+/// given in the order of [`NOTIFICATION_OUTCOMES`](names::NOTIFICATION_OUTCOMES): delivered,
+/// failed, dropped.
+pub fn register_alarm_notifications(registry: &mut Registry, counts: [u64; 3]) {
+    let notifications = Family::<OutcomeLabelSet, Counter>::default();
+    for (outcome, count) in names::NOTIFICATION_OUTCOMES.into_iter().zip(counts) {
+        notifications
+            .get_or_create(&OutcomeLabelSet { outcome })
+            .inc_by(count);
+    }
+    registry.register(
+        registered_name(names::ALARM_NOTIFICATIONS_TOTAL),
+        "Alarm webhook deliveries, by outcome",
+        notifications,
     );
 }
 

@@ -184,8 +184,14 @@ fn extra_metrics_are_rendered_after_the_consumers_own() {
             queued: 1,
         },
     ];
-    let text = exposition.render(|registry| register_bus_drops(registry, &consumers));
+    let text = exposition.render(|registry| {
+        register_bus_drops(registry, &consumers);
+        register_alarm_notifications(registry, [4, 1, 0]);
+    });
     let samples = check_text_format(&text);
+    assert!(samples.contains(&r#"gatehouse_alarm_notifications_total{outcome="delivered"} 4"#));
+    assert!(samples.contains(&r#"gatehouse_alarm_notifications_total{outcome="failed"} 1"#));
+    assert!(samples.contains(&r#"gatehouse_alarm_notifications_total{outcome="dropped"} 0"#));
     assert!(samples.contains(&r#"gatehouse_telemetry_dropped_total{consumer="metrics"} 3"#));
     assert!(samples.contains(&r#"gatehouse_telemetry_dropped_total{consumer="access_log"} 0"#));
     assert!(text.contains("# TYPE gatehouse_telemetry_dropped_total counter\n"));
