@@ -266,7 +266,7 @@ impl Writer {
                 let _ = reply.send(self.record_alarm_transition(&record));
             }
             WriteOp::AlarmDefinition { change, reply } => {
-                self.commit();
+                self.commit(Logs::IfDue);
                 let _ = reply.send(self.change_alarm_definition(&change));
             }
             WriteOp::Flush(reply) => {
