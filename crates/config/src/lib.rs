@@ -15,6 +15,7 @@ mod compile;
 mod env;
 mod error;
 mod integration;
+mod logging;
 mod model;
 mod routing;
 mod settings;
@@ -35,10 +36,14 @@ pub use error::{ConfigError, ConfigErrors};
 pub use integration::{
     HeaderOps, HttpIntegration, Integration, MockIntegration, WebSocketIntegration,
 };
+pub use logging::settings::{
+    ALWAYS_REDACTED_HEADERS, AccessLogSettings, ExecutionLogLevel, ExecutionLogSettings,
+    LogGroupSettings, LogsSettings, MetricFilterSettings, MetricValue, StageLogging, glob_match,
+};
 pub use routing::{PathParams, Resolution, Route, RouteTable};
 pub use settings::{
-    AccessLogSettings, AdminSettings, Limits, ListenerSettings, MetricsSettings, OtlpSettings,
-    Secret, Settings, TelemetrySettings, TlsFiles,
+    AdminSettings, Limits, ListenerSettings, MetricsSettings, OtlpSettings, Secret, Settings,
+    TelemetrySettings, TlsFiles,
 };
 pub use template::{ContextVar, Template, TemplateError};
 pub use validate::MIN_ADMIN_TOKEN_CHARS;

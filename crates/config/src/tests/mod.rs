@@ -3,6 +3,7 @@
 mod alarms;
 mod env;
 mod load_errors;
+mod logging;
 mod routing;
 mod templates;
 mod validation;
