@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use gatehouse_alarms::{DEFAULT_INTERVAL, Evaluator, EvaluatorHandle, WebhookNotifier};
-use gatehouse_config::{AccessLogSettings, ConfigErrors, Loaded, Settings};
+use gatehouse_config::{ConfigErrors, Loaded, Settings};
 use gatehouse_proxy::{Gateway, Listener, Runtime};
 use gatehouse_store::{MetricWriter, Retention, Store, StoreConfig};
 use gatehouse_telemetry::metrics::{
     FanOut, MetricPoint, MetricSink, MetricsAggregator, MetricsConfig, MetricsHandle, OtlpConfig,
     OtlpExporter, OtlpHandle, SystemClock, register_bus_drops, register_process_metrics,
 };
-use gatehouse_telemetry::{AccessLogDestination, AccessLogWriter, BusBuilder};
+use gatehouse_telemetry::{AccessLogConfig, AccessLogHandle, AccessLogWriter, BusBuilder};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -76,19 +76,17 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
     let settings = loaded.settings.clone();
 
     let mut bus = BusBuilder::new(settings.telemetry.bus_capacity);
-    let access_log = match &settings.access_log {
-        AccessLogSettings::Off => None,
-        AccessLogSettings::Stdout => Some(AccessLogWriter::spawn(
+    // With every access log off there is no writer and no queue; turning one on needs a restart.
+    // Store destinations need a `LogSink` over the store; until one is wired their lines drop.
+    let access_log_config = settings.access_log_config();
+    let access_log = if any_access_log(&access_log_config) {
+        Some(AccessLogWriter::spawn(
             bus.subscribe("access_log"),
-            &AccessLogDestination::Stdout,
-        )?),
-        AccessLogSettings::File(path) => Some(
-            AccessLogWriter::spawn(
-                bus.subscribe("access_log"),
-                &AccessLogDestination::File(path.clone()),
-            )
-            .with_context(|| format!("cannot open the access log {}", path.display()))?,
-        ),
+            access_log_config,
+            None,
+        )?)
+    } else {
+        None
     };
     let metrics = if settings.metrics.enabled {
         Some(start_metrics(&settings, bus.subscribe("metrics")).await?)
@@ -116,6 +114,7 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
     let control = Arc::new(Reloader {
         source,
         gateway: Arc::clone(&gateway),
+        access_log: access_log.as_ref().map(AccessLogWriter::handle),
         metrics: metrics.clone(),
         current: Mutex::new(loaded),
         started: Instant::now(),
@@ -350,6 +349,7 @@ fn disabled() -> gatehouse_admin::ApiError {
 pub(crate) struct Reloader {
     source: Source,
     gateway: Arc<Gateway>,
+    access_log: Option<AccessLogHandle>,
     metrics: Option<MetricsRuntime>,
     current: Mutex<Loaded>,
     started: Instant,
@@ -394,6 +394,14 @@ impl Reloader {
             table: Arc::clone(&loaded.table),
             limits: loaded.settings.limits.clone(),
         });
+        let access_log_config = loaded.settings.access_log_config();
+        match &self.access_log {
+            Some(writer) => writer.reconfigure(access_log_config),
+            None if any_access_log(&access_log_config) => {
+                tracing::warn!("access logs were off at start; turning them on takes a restart");
+            }
+            None => {}
+        }
         let summary = summary_json(&loaded);
         tracing::info!(
             apis = loaded.summary.apis,
@@ -411,14 +419,17 @@ fn warn_about_restart_only_changes(old: &Settings, new: &Settings) {
         tracing::warn!("listener changes take effect only after a restart");
     }
     if old.admin != new.admin
-        || old.access_log != new.access_log
         || old.telemetry != new.telemetry
         || old.limits.max_connections != new.limits.max_connections
     {
         tracing::warn!(
-            "admin, access_log, telemetry and max_connections changes take effect only after a restart"
+            "admin, telemetry and max_connections changes take effect only after a restart"
         );
     }
+}
+
+fn any_access_log(config: &AccessLogConfig) -> bool {
+    config.default.is_some() || config.stages.iter().any(|s| s.log.is_some())
 }
 
 fn summary_json(loaded: &Loaded) -> Value {

@@ -13,7 +13,9 @@ mod exchange;
 pub mod metrics;
 mod request_id;
 
-pub use access_log::{AccessLogConfig, AccessLogFormat, AccessLogWriter, LogSink};
+pub use access_log::{
+    AccessLogConfig, AccessLogFormat, AccessLogHandle, AccessLogWriter, LogSink,
+};
 pub use bus::{Bus, BusBuilder, ConsumerStats};
 pub use exchange::{
     Decision, Decisions, ErrorClass, Exchange, ExchangeKind, IntegrationOutcome, RouteLabels,

@@ -119,16 +119,19 @@ impl AccessLogWriter {
         Ok(Self { thread, shared })
     }
 
-    /// Swaps in new formats and destinations (on reload). The thread picks them up before its
-    /// next batch; files no longer named are closed, new ones opened (a file that cannot be
-    /// opened is skipped, logged and counted as a write error).
-    pub fn reconfigure(&self, config: AccessLogConfig) {
-        self.shared.config.store(Arc::new(config));
+    /// A handle for reloads and status, which outlives nothing: the thread ends with the bus.
+    pub fn handle(&self) -> AccessLogHandle {
+        AccessLogHandle(Arc::clone(&self.shared))
     }
 
-    /// Failed writes so far (each loses one batch of lines for one destination).
+    /// See [`AccessLogHandle::reconfigure`].
+    pub fn reconfigure(&self, config: AccessLogConfig) {
+        self.handle().reconfigure(config);
+    }
+
+    /// See [`AccessLogHandle::write_errors`].
     pub fn write_errors(&self) -> u64 {
-        self.shared.write_errors.load(Ordering::Relaxed)
+        self.handle().write_errors()
     }
 
     /// Waits for the thread to flush and end; call after the bus is dropped.
@@ -136,6 +139,30 @@ impl AccessLogWriter {
         if self.thread.join().is_err() {
             tracing::error!("access log writer thread panicked");
         }
+    }
+}
+
+/// Reconfigures a running writer and reads its counters.
+#[derive(Clone)]
+pub struct AccessLogHandle(Arc<Shared>);
+
+impl std::fmt::Debug for AccessLogHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessLogHandle").finish_non_exhaustive()
+    }
+}
+
+impl AccessLogHandle {
+    /// Swaps in new formats and destinations (on reload). The thread picks them up before its
+    /// next batch; files no longer named are closed, new ones opened (a file that cannot be
+    /// opened is skipped, logged and counted as a write error).
+    pub fn reconfigure(&self, config: AccessLogConfig) {
+        self.0.config.store(Arc::new(config));
+    }
+
+    /// Failed writes so far (each loses one batch of lines for one destination).
+    pub fn write_errors(&self) -> u64 {
+        self.0.write_errors.load(Ordering::Relaxed)
     }
 }
 
