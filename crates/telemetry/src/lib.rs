@@ -13,9 +13,7 @@ mod exchange;
 pub mod metrics;
 mod request_id;
 
-pub use access_log::{
-    AccessLogConfig, AccessLogFormat, AccessLogHandle, AccessLogWriter, LogSink,
-};
+pub use access_log::{AccessLogConfig, AccessLogFormat, AccessLogHandle, AccessLogWriter, LogSink};
 pub use bus::{Bus, BusBuilder, ConsumerStats};
 pub use exchange::{
     Decision, Decisions, ErrorClass, Exchange, ExchangeKind, IntegrationOutcome, RouteLabels,

@@ -35,6 +35,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 
 use crate::Exchange;
@@ -218,7 +219,7 @@ struct Route {
 struct Table {
     default: Option<Route>,
     /// api → stage → route (`None`: disabled for that stage).
-    stages: HashMap<Arc<str>, HashMap<Arc<str>, Option<Route>>>,
+    stages: FxHashMap<Arc<str>, FxHashMap<Arc<str>, Option<Route>>>,
 }
 
 struct FileOut {
@@ -304,7 +305,7 @@ impl State {
                 .default
                 .as_ref()
                 .map(|log| route(log, UNROUTED_GROUP.to_owned(), &mut files)),
-            stages: HashMap::new(),
+            stages: FxHashMap::default(),
         };
         for entry in &config.stages {
             let compiled = entry
