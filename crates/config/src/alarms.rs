@@ -119,6 +119,7 @@ const DIMENSIONS: [&str; 4] = ["api", "stage", "route", "method"];
 /// Validates the decoded alarms; invalid ones are reported and left out.
 pub(crate) fn validate(
     docs: Vec<(usize, AlarmSpecDoc)>,
+    custom_metrics: &[String],
     diags: &mut Diagnostics<'_>,
 ) -> Vec<AlarmSettings> {
     let mut names = HashSet::new();
@@ -132,12 +133,21 @@ pub(crate) fn validate(
                 format!("alarm name '{}' is used twice", doc.name),
             );
         }
-        let alarm = validate_one(doc, &path, diags);
+        let alarm = validate_one(doc, &path, Some(custom_metrics), diags);
         if !duplicate {
             out.extend(alarm);
         }
     }
     out
+}
+
+/// Whether `name` can be a custom metric's name (letters, digits, `_`, `-`, `.`).
+fn is_custom_metric_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// The names an alarm may not have: `GET /admin/alarms/history` is the history endpoint, so an
@@ -146,9 +156,14 @@ const RESERVED_NAMES: [&str; 1] = ["history"];
 
 /// Validates one alarm whose fields are under `path` (`alarms[3]` in the file, empty for the
 /// admin API's body); `None` if it is invalid, with the reasons in `diags`.
+///
+/// A metric that is not one of the gateway's own is a custom metric published by a metric
+/// filter: in a file it must be one the file's `logs.metric_filters` publish (`custom_metrics`);
+/// through the admin API (`None`) any such name is taken, since filters may change on reload.
 pub(crate) fn validate_one(
     doc: AlarmSpecDoc,
     path: &str,
+    custom_metrics: Option<&[String]>,
     diags: &mut Diagnostics<'_>,
 ) -> Option<AlarmSettings> {
     let before = diags.error_count();
@@ -173,12 +188,16 @@ pub(crate) fn validate_one(
         );
     }
     let metric = Metric::from_name(&doc.metric);
-    if metric.is_none() {
+    let custom_ok = match custom_metrics {
+        Some(declared) => declared.contains(&doc.metric),
+        None => is_custom_metric_name(&doc.metric),
+    };
+    if metric.is_none() && !custom_ok {
         let known: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
         diags.error(
             &field("metric"),
             format!(
-                "unknown metric '{}'; known: {}",
+                "unknown metric '{}'; known: {}, or a metric that logs.metric_filters publishes",
                 doc.metric,
                 known.join(", ")
             ),
@@ -202,7 +221,9 @@ pub(crate) fn validate_one(
         },
         None => Some(match metric {
             Some(metric) if metric.unit() == "Count" => Statistic::Sum,
-            _ => Statistic::Average,
+            Some(_) => Statistic::Average,
+            // A metric filter counts matching events unless it publishes a field's value.
+            None => Statistic::Sum,
         }),
     };
     if doc.period_seconds == 0 || !doc.period_seconds.is_multiple_of(60) {

@@ -15,6 +15,7 @@ mod compile;
 mod env;
 mod error;
 mod integration;
+mod logging;
 mod model;
 mod one_alarm;
 mod routing;
@@ -38,10 +39,14 @@ pub use integration::{
     HeaderOps, HttpIntegration, Integration, MockIntegration, WebSocketIntegration,
 };
 pub use one_alarm::{alarm_from_json, alarm_from_text};
+pub use logging::settings::{
+    ALWAYS_REDACTED_HEADERS, AccessLogSettings, ExecutionLogLevel, ExecutionLogSettings,
+    LogGroupSettings, LogsSettings, MetricFilterSettings, MetricValue, StageLogging, glob_match,
+};
 pub use routing::{PathParams, Resolution, Route, RouteTable};
 pub use settings::{
-    AccessLogSettings, AdminSettings, Limits, ListenerSettings, MetricsSettings, OtlpSettings,
-    Secret, Settings, TelemetrySettings, TlsFiles,
+    AdminSettings, Limits, ListenerSettings, MetricsSettings, OtlpSettings, Secret, Settings,
+    TelemetrySettings, TlsFiles,
 };
 pub use template::{ContextVar, Template, TemplateError};
 pub use validate::MIN_ADMIN_TOKEN_CHARS;
@@ -126,6 +131,7 @@ pub fn load_str(
     let file = model::decode_file(value, &mut diags);
     let settings = validate::settings(&file, base_dir, &mut diags);
     let (table, mut summary) = compile::compile(&file.apis, &mut diags);
+    let table = with_stage_execution_logs(&table, &settings.stage_logging);
     summary.listeners = settings.listeners.len();
     diags.finish(Loaded {
         settings,
@@ -135,6 +141,28 @@ pub fn load_str(
             file: PathBuf::from(file_name),
             config_dir: base_dir.to_path_buf(),
         },
+    })
+}
+
+/// Gives every route its stage's execution-log settings, one shared `Arc` per stage (the shared
+/// OFF value for stages that log nothing, so the data plane's check is one branch).
+fn with_stage_execution_logs(table: &RouteTable, stages: &[StageLogging]) -> RouteTable {
+    let per_stage: std::collections::HashMap<(&str, &str), Arc<ExecutionLogSettings>> = stages
+        .iter()
+        .map(|stage| {
+            let settings = if stage.execution_log.level == ExecutionLogLevel::Off {
+                ExecutionLogSettings::off()
+            } else {
+                Arc::new(stage.execution_log.clone())
+            };
+            ((stage.api.as_str(), stage.stage.as_str()), settings)
+        })
+        .collect();
+    table.with_execution_logs(|route| {
+        per_stage
+            .get(&(&*route.api, &*route.stage))
+            .cloned()
+            .unwrap_or_else(ExecutionLogSettings::off)
     })
 }
 

@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::error::{Anchor, Diagnostics, join_index, join_key};
+use crate::logging::model::{AccessLogSpec, ExecutionLogSpec, LogsSpec, StageAccessLogSpec};
 
 /// The top-level sections and what each holds; anything else is an unknown field.
 const SECTIONS: &[&str] = &[
@@ -21,6 +22,8 @@ const SECTIONS: &[&str] = &[
     "admin",
     "data_dir",
     "access_log",
+    "execution_log",
+    "logs",
     "telemetry",
     "metrics",
     "alarms",
@@ -36,6 +39,8 @@ pub(crate) struct FileSpec {
     pub(crate) admin: Option<AdminSpec>,
     pub(crate) data_dir: Option<String>,
     pub(crate) access_log: AccessLogSpec,
+    pub(crate) execution_log: ExecutionLogSpec,
+    pub(crate) logs: LogsSpec,
     pub(crate) telemetry: TelemetrySpec,
     pub(crate) metrics: MetricsSpec,
     pub(crate) alarms: Vec<(usize, crate::alarms::AlarmSpecDoc)>,
@@ -91,24 +96,6 @@ pub(crate) struct AdminSpec {
     #[serde(default = "default_admin_bind")]
     pub(crate) bind: String,
     pub(crate) token: ScalarString,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AccessLogSpec {
-    #[serde(default)]
-    pub(crate) destination: Destination,
-    #[serde(default)]
-    pub(crate) path: Option<String>,
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Destination {
-    #[default]
-    Stdout,
-    File,
-    Off,
 }
 
 #[derive(Debug, Deserialize)]
@@ -211,6 +198,10 @@ pub(crate) struct StageSpec {
     pub(crate) path_prefix: Option<String>,
     #[serde(default)]
     pub(crate) variables: BTreeMap<String, ScalarString>,
+    #[serde(default)]
+    pub(crate) access_log: Option<StageAccessLogSpec>,
+    #[serde(default)]
+    pub(crate) execution_log: Option<ExecutionLogSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -381,6 +372,10 @@ pub(crate) fn decode_file(root: Value, diags: &mut Diagnostics<'_>) -> FileSpec 
             "admin" => file.admin = decode(value, "admin", diags),
             "data_dir" => file.data_dir = decode(value, "data_dir", diags),
             "access_log" => file.access_log = decode_or_default(value, "access_log", diags),
+            "execution_log" => {
+                file.execution_log = decode_or_default(value, "execution_log", diags);
+            }
+            "logs" => file.logs = decode_or_default(value, "logs", diags),
             "telemetry" => file.telemetry = decode_or_default(value, "telemetry", diags),
             "metrics" => file.metrics = decode_or_default(value, "metrics", diags),
             "alarms" => {

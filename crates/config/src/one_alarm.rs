@@ -27,7 +27,7 @@ pub fn alarm_from_json(name: &str, value: Value) -> Result<AlarmSettings, Config
     let mut diags = Diagnostics::new(BODY, &index);
     let alarm = named(name, value, &mut diags)
         .and_then(|value| decode(value, "", &mut diags))
-        .and_then(|doc| validate_one(doc, "", &mut diags));
+        .and_then(|doc| validate_one(doc, "", None, &mut diags));
     match alarm {
         Some(alarm) => diags.finish(alarm),
         None => Err(diags.into_errors()),
@@ -69,7 +69,7 @@ pub fn alarm_from_text(
         return Err(diags.into_errors());
     };
     let alarm =
-        decode(value.clone(), "", &mut diags).and_then(|doc| validate_one(doc, "", &mut diags));
+        decode(value.clone(), "", &mut diags).and_then(|doc| validate_one(doc, "", None, &mut diags));
     match alarm {
         Some(alarm) => diags.finish((alarm, value)),
         None => Err(diags.into_errors()),

@@ -9,6 +9,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use gatehouse_telemetry::access_log::AccessLogConfig;
+
+use crate::logging::settings::{
+    AccessLogSettings, ExecutionLogSettings, LogsSettings, StageLogging, access_log_config,
+};
+
 /// Everything outside the routing table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -20,14 +26,28 @@ pub struct Settings {
     pub admin: Option<AdminSettings>,
     /// Where the embedded store keeps its files (absolute or joined to the config directory).
     pub data_dir: PathBuf,
-    /// Where access logs go.
+    /// The top-level access log: every stage's default and the log of unrouted requests.
     pub access_log: AccessLogSettings,
+    /// The top-level execution log: every stage's default.
+    pub execution_log: ExecutionLogSettings,
+    /// The access and execution logs of every api stage, inheritance applied, in file order.
+    pub stage_logging: Vec<StageLogging>,
+    /// The store's log groups: retention and metric filters.
+    pub logs: LogsSettings,
     /// Telemetry bus settings.
     pub telemetry: TelemetrySettings,
     /// Metric aggregation, storage and exposition.
     pub metrics: MetricsSettings,
     /// Metric alarms.
     pub alarms: Vec<crate::alarms::AlarmSettings>,
+}
+
+impl Settings {
+    /// The access-log writer's table: formats and destinations per stage and for unrouted
+    /// requests. Hand it to `AccessLogWriter::spawn`, and to `reconfigure` on reload.
+    pub fn access_log_config(&self) -> AccessLogConfig {
+        access_log_config(&self.access_log, &self.stage_logging)
+    }
 }
 
 /// One data-plane listener.
@@ -96,17 +116,6 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
     }
-}
-
-/// Where access log records go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AccessLogSettings {
-    /// One JSON line per request on standard output.
-    Stdout,
-    /// Appended to this file.
-    File(PathBuf),
-    /// Not written (telemetry still sees every request).
-    Off,
 }
 
 /// Telemetry bus settings.

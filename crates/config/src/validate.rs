@@ -1,4 +1,5 @@
-//! Validation of everything outside the apis: listeners, limits, admin, storage, logging.
+//! Validation of everything outside the apis: listeners, limits, admin, storage (logging is in
+//! `logging`).
 //!
 //! Turns the decoded [`FileSpec`] into [`Settings`], applying defaults and units, resolving relative
 //! paths against the config file's directory, and recording one positioned error per broken rule.
@@ -10,12 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Diagnostics, join_index, join_key};
-use crate::model::{
-    AccessLogSpec, DEFAULT_ADMIN_BIND, DEFAULT_LISTENER_BIND, Destination, FileSpec, LimitsSpec,
-};
+use crate::model::{DEFAULT_ADMIN_BIND, DEFAULT_LISTENER_BIND, FileSpec, LimitsSpec};
 use crate::settings::{
-    AccessLogSettings, AdminSettings, Limits, ListenerSettings, MetricsSettings, Secret, Settings,
-    TelemetrySettings, TlsFiles,
+    AdminSettings, Limits, ListenerSettings, MetricsSettings, Secret, Settings, TelemetrySettings,
+    TlsFiles,
 };
 
 /// The shortest admin token accepted.
@@ -81,16 +80,26 @@ pub(crate) fn settings(file: &FileSpec, base_dir: &Path, diags: &mut Diagnostics
         }
     }
     let days = |n: u32| std::time::Duration::from_secs(u64::from(n) * 86_400);
+    let logging = crate::logging::validate(file, base_dir, diags);
+    let custom_metrics: Vec<String> = logging
+        .logs
+        .metric_filters
+        .iter()
+        .map(|filter| filter.metric.clone())
+        .collect();
     Settings {
         listeners,
         limits: limits(&file.limits, diags),
         admin,
         data_dir,
-        access_log: access_log(&file.access_log, base_dir, diags),
+        access_log: logging.access_log,
+        execution_log: logging.execution_log,
+        stage_logging: logging.stages,
+        logs: logging.logs,
         telemetry: TelemetrySettings {
             bus_capacity: file.telemetry.bus_capacity,
         },
-        alarms: crate::alarms::validate(file.alarms.clone(), diags),
+        alarms: crate::alarms::validate(file.alarms.clone(), &custom_metrics, diags),
         metrics: MetricsSettings {
             enabled: metrics.enabled,
             max_series: metrics.max_series,
@@ -189,31 +198,6 @@ fn limits(spec: &LimitsSpec, diags: &mut Diagnostics<'_>) -> Limits {
         header_read_timeout: Duration::from_millis(spec.header_read_timeout_ms),
         idle_timeout: Duration::from_millis(spec.idle_timeout_ms),
         max_connections: spec.max_connections,
-    }
-}
-
-fn access_log(
-    spec: &AccessLogSpec,
-    base_dir: &Path,
-    diags: &mut Diagnostics<'_>,
-) -> AccessLogSettings {
-    match (spec.destination, spec.path.as_deref()) {
-        (Destination::File, Some(path)) if !path.is_empty() => {
-            AccessLogSettings::File(resolve_path(base_dir, path))
-        }
-        (Destination::File, _) => {
-            diags.error("access_log.path", "is required when destination is file");
-            AccessLogSettings::Off
-        }
-        (_, Some(_)) => {
-            diags.error(
-                "access_log.path",
-                "is only used when destination is file; remove it or set destination: file",
-            );
-            AccessLogSettings::Off
-        }
-        (Destination::Stdout, None) => AccessLogSettings::Stdout,
-        (Destination::Off, None) => AccessLogSettings::Off,
     }
 }
 

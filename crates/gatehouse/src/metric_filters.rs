@@ -66,9 +66,16 @@ pub(crate) struct FilterCounters {
     pub(crate) minutes_dropped: AtomicU64,
 }
 
+/// A config's compiled metric filters, swapped whole on reload.
+#[derive(Default)]
+pub(crate) struct FilterSet(Vec<Compiled>);
+
+/// The filters in force, shared by the reloader (which swaps them) and the writer thread.
+pub(crate) type SharedFilters = Arc<arc_swap::ArcSwap<FilterSet>>;
+
 /// The compiled filters and their open minutes.
 pub(crate) struct MetricFilters {
-    filters: Vec<Compiled>,
+    filters: SharedFilters,
     /// minute start (ms) → (metric, dimensions) → statistics.
     minutes: BTreeMap<i64, BTreeMap<(String, Dimensions), StatisticSet>>,
     writer: Option<MetricWriter>,
@@ -76,14 +83,12 @@ pub(crate) struct MetricFilters {
 }
 
 /// Checks and compiles the filters of a config.
-pub(crate) fn compile(
-    settings: &[MetricFilterSettings],
-) -> Result<Vec<CompiledFilter>, Vec<FilterError>> {
+pub(crate) fn compile(settings: &[MetricFilterSettings]) -> Result<FilterSet, Vec<FilterError>> {
     let mut compiled = Vec::new();
     let mut errors = Vec::new();
     for filter in settings {
         match compile_one(filter) {
-            Ok(one) => compiled.push(CompiledFilter(one)),
+            Ok(one) => compiled.push(one),
             Err(message) => errors.push(FilterError {
                 name: filter.name.clone(),
                 message,
@@ -91,14 +96,11 @@ pub(crate) fn compile(
         }
     }
     if errors.is_empty() {
-        Ok(compiled)
+        Ok(FilterSet(compiled))
     } else {
         Err(errors)
     }
 }
-
-/// One checked metric filter, ready for [`MetricFilters::new`].
-pub(crate) struct CompiledFilter(Compiled);
 
 fn compile_one(settings: &MetricFilterSettings) -> Result<Compiled, String> {
     let filter = gatehouse_logquery::parse_filter(&settings.filter)
@@ -134,25 +136,27 @@ fn compile_one(settings: &MetricFilterSettings) -> Result<Compiled, String> {
 
 impl MetricFilters {
     pub(crate) fn new(
-        filters: Vec<CompiledFilter>,
+        filters: SharedFilters,
         writer: Option<MetricWriter>,
         counters: Arc<FilterCounters>,
     ) -> Self {
         Self {
-            filters: filters.into_iter().map(|f| f.0).collect(),
+            filters,
             minutes: BTreeMap::new(),
             writer,
             counters,
         }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.filters.is_empty()
+    /// Whether there is nothing to run and nothing left to hand over.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.minutes.is_empty() && self.filters.load().0.is_empty()
     }
 
     /// Runs every filter of `group` over one stored line.
     pub(crate) fn observe(&mut self, group: &str, timestamp_ms: i64, line: &str) {
-        if self.filters.is_empty() {
+        let filters = self.filters.load();
+        if filters.0.is_empty() {
             return;
         }
         let event = EventRef {
@@ -161,7 +165,7 @@ impl MetricFilters {
             message: line,
         };
         let minute = timestamp_ms.div_euclid(60_000) * 60_000;
-        for filter in &self.filters {
+        for filter in &filters.0 {
             if !glob_match(&filter.group, group) || !filter.filter.matches(event) {
                 continue;
             }
@@ -197,13 +201,18 @@ impl MetricFilters {
             };
             // Every filter also feeds its all-traffic series, so an alarm without dimensions
             // sees every match.
+            // A count needs no sketch; a field's values get one, for percentiles.
+            let fresh = || match filter.value {
+                CompiledValue::Constant(_) => StatisticSet::counter(),
+                CompiledValue::Field(_) => StatisticSet::distribution(),
+            };
             if key.1 != Dimensions::default() {
                 series
                     .entry((filter.metric.clone(), Dimensions::default()))
-                    .or_default()
+                    .or_insert_with(fresh)
                     .add(value);
             }
-            series.entry(key).or_default().add(value);
+            series.entry(key).or_insert_with(fresh).add(value);
             self.counters.matched.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -275,7 +284,8 @@ mod tests {
             &[("api", "api")],
         )])
         .unwrap();
-        let mut filters = MetricFilters::new(compiled, None, Arc::default());
+        let shared = Arc::new(arc_swap::ArcSwap::from_pointee(compiled));
+        let mut filters = MetricFilters::new(shared, None, Arc::default());
         let line = |status: u16, latency: u32| {
             format!(r#"{{"api":"pets","status":{status},"latency":{latency}}}"#)
         };

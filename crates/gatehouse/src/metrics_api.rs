@@ -85,20 +85,29 @@ pub(crate) async fn query(store: &Store, request: MetricsQuery) -> Result<Value,
             "period {period} is not a positive multiple of 60 seconds"
         )));
     }
-    let Some(metric) = Metric::from_name(&request.metric) else {
+    // Not one of the gateway's own metrics: a custom metric that a metric filter publishes.
+    let metric = Metric::from_name(&request.metric);
+    let custom_name = !request.metric.is_empty()
+        && request
+            .metric
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if metric.is_none() && !custom_name {
         let known: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
         return Err(bad(format!(
-            "unknown metric '{}'; known metrics: {}",
+            "unknown metric '{}'; known metrics: {}, or one a metric filter publishes",
             request.metric,
             known.join(", ")
         )));
-    };
-    // Counts default to Sum (how many), everything else to Average, as CloudWatch's console does.
+    }
+    let unit = metric.map_or("None", |m| m.unit());
+    // Counts default to Sum (how many), everything else to Average, as CloudWatch's console
+    // does; a metric filter's metric counts matches unless it publishes a field's value.
     let statistic: Statistic = match &request.stat {
         Some(text) => text
             .parse()
             .map_err(|e: UnknownStatistic| bad(e.to_string()))?,
-        None if metric.unit() == "Count" => Statistic::Sum,
+        None if metric.is_none() || unit == "Count" => Statistic::Sum,
         None => Statistic::Average,
     };
     let end = match &request.end {
@@ -173,7 +182,7 @@ pub(crate) async fn query(store: &Store, request: MetricsQuery) -> Result<Value,
         "dimensions": dims_json(&dimensions),
         "statistic": statistic.to_string(),
         "period": period,
-        "unit": metric.unit(),
+        "unit": unit,
         "start": rfc3339(start),
         "end": rfc3339(end),
         "datapoints": datapoints,

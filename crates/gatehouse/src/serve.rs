@@ -9,18 +9,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use gatehouse_alarms::{DEFAULT_INTERVAL, Evaluator, EvaluatorHandle, WebhookNotifier};
-use gatehouse_config::{AccessLogSettings, ConfigErrors, Loaded, Settings};
+use gatehouse_config::{ConfigErrors, Loaded, Settings};
 use gatehouse_proxy::{Gateway, Listener, Runtime};
-use gatehouse_store::{MetricWriter, Retention, Store, StoreConfig};
+use gatehouse_store::{MetricWriter, Store};
 use gatehouse_telemetry::metrics::{
     FanOut, MetricPoint, MetricSink, MetricsAggregator, MetricsConfig, MetricsHandle, OtlpConfig,
     OtlpExporter, OtlpHandle, SystemClock, register_alarm_notifications, register_bus_drops,
     register_process_metrics,
 };
-use gatehouse_telemetry::{AccessLogDestination, AccessLogWriter, BusBuilder};
+use gatehouse_telemetry::{AccessLogConfig, AccessLogHandle, AccessLogWriter, BusBuilder};
 use serde_json::{Value, json};
 
-use crate::tail::TailHub;
+use crate::logs_runtime::LogsRuntime;
 use tokio_util::sync::CancellationToken;
 
 /// Where the config comes from: a file (re-read on every reload) or text built in (the demo).
@@ -64,6 +64,7 @@ pub(crate) struct Running {
     admin_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     access_log: Option<AccessLogWriter>,
     metrics: Option<MetricsRuntime>,
+    store: Option<Store>,
 }
 
 /// Loads the config and serves it until a termination signal.
@@ -79,25 +80,35 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
     let settings = loaded.settings.clone();
 
     let mut bus = BusBuilder::new(settings.telemetry.bus_capacity);
-    let access_log = match &settings.access_log {
-        AccessLogSettings::Off => None,
-        AccessLogSettings::Stdout => Some(AccessLogWriter::spawn(
-            bus.subscribe("access_log"),
-            &AccessLogDestination::Stdout,
-        )?),
-        AccessLogSettings::File(path) => Some(
-            AccessLogWriter::spawn(
-                bus.subscribe("access_log"),
-                &AccessLogDestination::File(path.clone()),
-            )
-            .with_context(|| format!("cannot open the access log {}", path.display()))?,
-        ),
-    };
-    let metrics = if settings.metrics.enabled {
-        let file = loaded.source.file.display().to_string();
-        Some(start_metrics(&settings, file, bus.subscribe("metrics")).await?)
+    let store = if crate::logs_runtime::needs_store(&settings) {
+        Some(crate::logs_runtime::open_store(&settings).await?)
     } else {
         None
+    };
+    let logs = match &store {
+        Some(store) => Some(LogsRuntime::start(store.clone(), &settings).await?),
+        None => None,
+    };
+    // With every access and execution log off there is no writer and no queue; turning one on
+    // needs a restart.
+    let access_log_config = settings.access_log_config();
+    let access_log = if any_access_log(&access_log_config)
+        || crate::logs_runtime::any_execution_log(&settings)
+    {
+        Some(AccessLogWriter::spawn(
+            bus.subscribe("access_log"),
+            access_log_config,
+            logs.as_ref().map(LogsRuntime::sink),
+        )?)
+    } else {
+        None
+    };
+    let metrics = match (&store, settings.metrics.enabled) {
+        (Some(store), true) => {
+            let file = loaded.source.file.display().to_string();
+            Some(start_metrics(&settings, store.clone(), file, bus.subscribe("metrics")).await?)
+        }
+        _ => None,
     };
     let gateway = Gateway::new(
         Runtime {
@@ -120,8 +131,9 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
     let control = Arc::new(Reloader {
         source,
         gateway: Arc::clone(&gateway),
+        access_log: access_log.as_ref().map(AccessLogWriter::handle),
         metrics: metrics.clone(),
-        tail: TailHub::default(),
+        logs,
         current: Mutex::new(loaded),
         started: Instant::now(),
         reloading: tokio::sync::Mutex::new(()),
@@ -157,6 +169,7 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
         admin_task,
         access_log,
         metrics,
+        store,
     })
 }
 
@@ -187,22 +200,10 @@ impl MetricSink for StoreSink {
 
 async fn start_metrics(
     settings: &Settings,
+    store: Store,
     config_file: String,
     records: tokio::sync::mpsc::Receiver<Arc<gatehouse_telemetry::Exchange>>,
 ) -> anyhow::Result<MetricsRuntime> {
-    let config = StoreConfig {
-        dir: settings.data_dir.clone(),
-        retention: Retention {
-            minute: settings.metrics.retention_minute,
-            five_minutes: settings.metrics.retention_five_minutes,
-            hour: settings.metrics.retention_hour,
-        },
-    };
-    let dir = config.dir.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(config))
-        .await
-        .context("the store task failed")?
-        .with_context(|| format!("cannot open the store in {}", dir.display()))?;
     let mut sinks: Vec<Box<dyn MetricSink>> = vec![Box::new(StoreSink(store.metrics_writer()))];
     let otlp = match &settings.metrics.otlp {
         Some(otlp) => {
@@ -228,7 +229,6 @@ async fn start_metrics(
         Box::new(FanOut(sinks)),
         Arc::new(SystemClock),
     )?;
-    tracing::info!(path = %store.path().display(), "metrics store open");
 
     let notifier = WebhookNotifier::new(tokio::runtime::Handle::current())?;
     // With no alarms yet this reads nothing; the registry adds the file's and the API's.
@@ -340,13 +340,22 @@ impl Running {
                         "OTLP export stopped"
                     );
                 }
-                metrics.store.close();
             });
             if tokio::time::timeout(Duration::from_secs(5), closed)
                 .await
                 .is_err()
             {
-                tracing::warn!("the metrics store did not close in time");
+                tracing::warn!("the metrics pipeline did not stop in time");
+            }
+        }
+        if let Some(store) = self.store {
+            // Every producer (log writer, aggregator, alarms) has stopped: commit and close.
+            let closed = tokio::task::spawn_blocking(move || store.close());
+            if tokio::time::timeout(Duration::from_secs(5), closed)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the store did not close in time");
             }
         }
     }
@@ -366,9 +375,10 @@ fn disabled() -> gatehouse_admin::ApiError {
 pub(crate) struct Reloader {
     source: Source,
     gateway: Arc<Gateway>,
+    access_log: Option<AccessLogHandle>,
     metrics: Option<MetricsRuntime>,
-    /// Followers of the stored logs (`/admin/logs/tail`).
-    tail: TailHub,
+    /// The log store's runtime, when the store is open.
+    logs: Option<LogsRuntime>,
     current: Mutex<Loaded>,
     started: Instant,
     /// One reload at a time.
@@ -378,7 +388,7 @@ pub(crate) struct Reloader {
 impl Reloader {
     /// The embedded store, when it is open.
     fn store(&self) -> Option<&Store> {
-        self.metrics.as_ref().map(|metrics| &metrics.store)
+        self.logs.as_ref().map(|logs| &logs.store)
     }
 
     fn alarm_registry(
@@ -416,10 +426,21 @@ impl Reloader {
                 "alarms need metrics; they are not evaluated while metrics.enabled is false"
             );
         }
+        if let Some(logs) = &self.logs {
+            logs.reload(&loaded.settings.logs).await;
+        }
         self.gateway.swap(Runtime {
             table: Arc::clone(&loaded.table),
             limits: loaded.settings.limits.clone(),
         });
+        let access_log_config = loaded.settings.access_log_config();
+        match &self.access_log {
+            Some(writer) => writer.reconfigure(access_log_config),
+            None if any_access_log(&access_log_config) => {
+                tracing::warn!("access logs were off at start; turning them on takes a restart");
+            }
+            None => {}
+        }
         let summary = summary_json(&loaded);
         tracing::info!(
             apis = loaded.summary.apis,
@@ -437,14 +458,17 @@ fn warn_about_restart_only_changes(old: &Settings, new: &Settings) {
         tracing::warn!("listener changes take effect only after a restart");
     }
     if old.admin != new.admin
-        || old.access_log != new.access_log
         || old.telemetry != new.telemetry
         || old.limits.max_connections != new.limits.max_connections
     {
         tracing::warn!(
-            "admin, access_log, telemetry and max_connections changes take effect only after a restart"
+            "admin, telemetry and max_connections changes take effect only after a restart"
         );
     }
+}
+
+fn any_access_log(config: &AccessLogConfig) -> bool {
+    config.default.is_some() || config.stages.iter().any(|s| s.log.is_some())
 }
 
 fn summary_json(loaded: &Loaded) -> Value {
@@ -580,7 +604,10 @@ impl gatehouse_admin::Control for Reloader {
         &self,
         query: gatehouse_admin::TailQuery,
     ) -> Result<gatehouse_admin::LogTail, gatehouse_admin::ApiError> {
-        crate::logs_api::tail(&self.tail, query)
+        match &self.logs {
+            Some(logs) => crate::logs_api::tail(&logs.tail, query),
+            None => Err(logs_disabled()),
+        }
     }
 
     fn status(&self) -> Value {
@@ -602,6 +629,7 @@ impl gatehouse_admin::Control for Reloader {
             "config": config,
             "telemetry": { "consumers": consumers },
             "alarms": { "notifications": notifications },
+            "logs": self.logs.as_ref().map(LogsRuntime::status),
         })
     }
 }

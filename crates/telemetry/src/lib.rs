@@ -1,19 +1,20 @@
 //! Telemetry for the data plane: the [`Exchange`] record that every request and every WebSocket
 //! connection yields exactly once, the bounded [`Bus`] that carries those records off the request
-//! path, and the consumers that turn them into something a person reads (for now the JSON access
-//! log; metrics, logs, traces and stream sinks subscribe to the same bus in later work).
+//! path, and the consumers that turn them into something a person reads (the access log, rendered
+//! from `$context.*` templates, and per-minute metrics; traces and stream sinks subscribe to the
+//! same bus in later work).
 //!
 //! **Architecture invariant:** the request path never waits on telemetry. [`Bus::publish`] never
 //! blocks or awaits; a full queue drops the record and counts the drop per consumer.
 
-mod access_log;
+pub mod access_log;
 mod bus;
 mod exchange;
 pub mod execution;
 pub mod metrics;
 mod request_id;
 
-pub use access_log::{AccessLogDestination, AccessLogWriter, access_log_line};
+pub use access_log::{AccessLogConfig, AccessLogFormat, AccessLogHandle, AccessLogWriter, LogSink};
 pub use bus::{Bus, BusBuilder, ConsumerStats};
 pub use exchange::{
     Decision, Decisions, ErrorClass, Exchange, ExchangeKind, IntegrationOutcome, RouteLabels,

@@ -4,6 +4,7 @@ mod alarms;
 mod env;
 mod load_errors;
 mod one_alarm;
+mod logging;
 mod routing;
 mod templates;
 mod validation;

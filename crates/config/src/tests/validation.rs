@@ -143,7 +143,8 @@ fn defaults_apply_when_sections_are_omitted() {
     assert_eq!(settings.limits.max_connections, 10_000);
     assert_eq!(settings.admin, None);
     assert_eq!(settings.data_dir, PathBuf::from("/etc/gatehouse/data"));
-    assert_eq!(settings.access_log, AccessLogSettings::Stdout);
+    assert_eq!(settings.access_log, AccessLogSettings::default());
+    assert!(settings.access_log.destinations.store);
     assert_eq!(settings.telemetry.bus_capacity, 65_536);
     let route = loaded.table.routes().next().expect("one route");
     let Integration::Mock(mock) = &route.integration else {
@@ -176,10 +177,9 @@ fn typed_values_from_environment_and_paths_from_config_dir() {
     assert_eq!(admin.token.expose(), "0123456789abcdef0123");
     assert_eq!(format!("{:?}", admin.token), "<redacted>");
     assert_eq!(settings.data_dir, PathBuf::from("/var/lib/gh"));
-    assert_eq!(
-        settings.access_log,
-        AccessLogSettings::File(PathBuf::from("/etc/gatehouse/logs/a.log"))
-    );
+    let files = &settings.access_log.destinations.files;
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].path, PathBuf::from("/etc/gatehouse/logs/a.log"));
 }
 
 #[test]
