@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use super::aggregate::{MetricPoint, MinuteAggregator};
 use super::clock::Clock;
 use super::prometheus::{self, Exposition, Recorder};
+use super::routes::RouteIndex;
 use crate::Exchange;
 
 /// How the consumer aggregates.
@@ -98,7 +99,7 @@ impl MetricsAggregator {
         sink: Box<dyn MetricSink>,
         clock: Arc<dyn Clock>,
     ) -> io::Result<MetricsHandle> {
-        let (exposition, prometheus) = prometheus::new(config.max_series);
+        let (exposition, prometheus) = prometheus::new();
         let shared = Arc::new(Shared {
             exposition,
             stats: AtomicStats::default(),
@@ -106,6 +107,7 @@ impl MetricsAggregator {
         });
         let consumer = Consumer {
             rx,
+            routes: RouteIndex::new(config.max_series),
             minutes: MinuteAggregator::new(config.max_series, config.grace),
             prometheus,
             sink,
@@ -188,12 +190,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// How long the thread sleeps when its queue is empty; see the access log for why it polls.
 const IDLE_POLL: Duration = Duration::from_millis(10);
-/// Records taken per batch before buckets are checked for closing, so a queue that never runs
-/// dry cannot hold a minute open.
+/// Records taken per batch before buckets are checked for closing (and the Prometheus counts
+/// published), so a queue that never runs dry cannot hold a minute open.
 const BATCH: usize = 4096;
 
 struct Consumer {
     rx: mpsc::Receiver<Arc<Exchange>>,
+    routes: RouteIndex,
     minutes: MinuteAggregator,
     prometheus: Recorder,
     sink: Box<dyn MetricSink>,
@@ -217,6 +220,8 @@ impl Consumer {
                 }
             }
             let full = batch.records == BATCH as u64;
+            // Before the counters: a reader that sees the records also sees them in /metrics.
+            self.prometheus.flush();
             self.publish(&batch);
             if closed {
                 let all = self.minutes.take_all();
@@ -233,13 +238,18 @@ impl Consumer {
 
     fn record(&mut self, exchange: &Exchange, batch: &mut BatchStats) {
         batch.records += 1;
-        let recorded = self.minutes.record(exchange);
+        // Resolved once, used by both outputs.
+        let route = self.routes.resolve(exchange);
+        let recorded = self.minutes.record(exchange, route);
         if recorded.folded {
             batch.folded += 1;
             self.prometheus.count_minute_bucket_fold();
         }
         batch.late += u64::from(recorded.late);
-        batch.prometheus_folded += u64::from(self.prometheus.record(exchange));
+        let folded = self
+            .prometheus
+            .record(exchange, route, self.routes.methods());
+        batch.prometheus_folded += u64::from(folded);
     }
 
     fn publish(&self, batch: &BatchStats) {

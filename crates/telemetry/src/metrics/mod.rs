@@ -5,10 +5,12 @@ mod aggregate;
 mod clock;
 mod consumer;
 mod dimensions;
+mod histogram;
 mod names;
 mod otlp;
 mod process;
 mod prometheus;
+mod routes;
 mod stat;
 mod statistic;
 #[cfg(test)]
