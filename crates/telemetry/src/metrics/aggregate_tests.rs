@@ -378,3 +378,23 @@ fn route_sets_without_a_route_id_still_get_series_while_their_minute_has_room() 
     assert_eq!(count(""), Some(2.0));
     assert_eq!(count("api=__overflow__"), None);
 }
+
+#[test]
+fn records_at_the_edges_of_a_minute_land_in_the_right_bucket_in_any_order() {
+    let mut agg = aggregator(10);
+    let at = |secs: u64, nanos: u32| std::time::UNIX_EPOCH + Duration::new(secs, nanos);
+    let cases = [
+        (at(59, 999_999_999), 0),
+        (at(60, 0), 60),
+        (at(119, 999_999_999), 60),
+        (at(59, 500_000_000), 0),
+        (at(120, 0), 120),
+        (at(0, 0), 0),
+    ];
+    for (time, minute) in cases {
+        assert_eq!(agg.minutes.minute_of(time), minute, "{time:?}");
+    }
+    let before_epoch = std::time::UNIX_EPOCH - Duration::from_millis(1);
+    assert_eq!(agg.minutes.minute_of(before_epoch), -60);
+    assert_eq!(agg.minutes.minute_of(at(30, 0)), 0);
+}

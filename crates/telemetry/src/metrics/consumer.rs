@@ -1,14 +1,15 @@
 //! The metrics consumer of the bus: one OS thread that turns exchanges into minute buckets for
 //! the store (through a [`MetricSink`]) and into the cumulative Prometheus exposition.
 //!
-//! Like the access log, the thread drains its queue with `try_recv` and sleeps 10 ms when it is
-//! empty instead of parking on the channel, so publishing a record never wakes a thread. A bucket
+//! Like the access log, the thread drains its queue without parking on the channel and sleeps
+//! 10 ms when it is empty, so publishing a record never wakes a thread. A bucket
 //! is handed to the sink once its minute has ended and the grace period for late records has
 //! passed; when every sender is gone the thread flushes all open buckets and ends.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -206,20 +207,19 @@ struct Consumer {
 
 impl Consumer {
     fn run(mut self) {
+        // Records are taken in batches with `poll_recv_many`, which returns the queue's permits
+        // to the senders once per batch (`try_recv` takes the semaphore's lock once per record).
+        // Its waker is a no-op: the thread polls, it is never woken.
+        let mut context = Context::from_waker(Waker::noop());
+        let mut records = Vec::with_capacity(BATCH);
         loop {
-            let mut closed = false;
+            let polled = self.rx.poll_recv_many(&mut context, &mut records, BATCH);
+            // `Ready(0)`: every sender is gone and the queue is empty.
+            let closed = polled == Poll::Ready(0);
             let mut batch = BatchStats::default();
-            while batch.records < BATCH as u64 {
-                match self.rx.try_recv() {
-                    Ok(exchange) => self.record(&exchange, &mut batch),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        closed = true;
-                        break;
-                    }
-                }
+            for exchange in records.drain(..) {
+                self.record(&exchange, &mut batch);
             }
-            let full = batch.records == BATCH as u64;
             // Before the counters: a reader that sees the records also sees them in /metrics.
             self.prometheus.flush();
             self.publish(&batch);
@@ -230,7 +230,7 @@ impl Consumer {
             }
             let due = self.minutes.take_due(self.clock.now_unix());
             self.write(due);
-            if !full {
+            if polled.is_pending() {
                 std::thread::sleep(IDLE_POLL);
             }
         }
