@@ -11,10 +11,11 @@ use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::clock::{minute_start, unix_seconds};
 use super::names::{MethodLabels, Metric, OVERFLOW_API};
+use super::routes::{RouteId, RouteRef};
 use super::{Dimensions, StatisticSet};
 use crate::{Decision, Exchange, ExchangeKind};
 
@@ -22,9 +23,17 @@ use crate::{Decision, Exchange, ExchangeKind};
 /// the statistic set of one minute.
 pub type MetricPoint = (String, Dimensions, StatisticSet);
 
-/// The samples one record adds to each of its series; `None` where the metric does not apply.
+/// The samples one record adds to each of its series, indexed like [`Metric::ALL`]; a metric
+/// that does not apply has no sample. A bit set says which ones apply, so adding to a series
+/// visits only those (about half of them for a request).
 #[derive(Debug, Default, PartialEq)]
-pub(crate) struct Samples([Option<f64>; Metric::ALL.len()]);
+pub(crate) struct Samples {
+    present: u16,
+    values: [f64; Metric::ALL.len()],
+}
+
+// Every metric has a bit in `present`.
+const _: () = assert!(Metric::ALL.len() <= u16::BITS as usize);
 
 impl Samples {
     pub(crate) fn of(exchange: &Exchange) -> Self {
@@ -69,11 +78,26 @@ impl Samples {
     }
 
     fn set(&mut self, metric: Metric, value: f64) {
-        self.0[metric.index()] = Some(value);
+        self.values[metric.index()] = value;
+        self.present |= 1 << metric.index();
     }
 
+    #[cfg(test)]
     pub(crate) fn get(&self, metric: Metric) -> Option<f64> {
-        self.0[metric.index()]
+        (self.present & (1 << metric.index()) != 0).then(|| self.values[metric.index()])
+    }
+
+    /// The metrics that have a sample, with it, in [`Metric::ALL`] order.
+    fn iter(&self) -> impl Iterator<Item = (usize, f64)> + '_ {
+        let mut bits = self.present;
+        std::iter::from_fn(move || {
+            if bits == 0 {
+                return None;
+            }
+            let index = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            Some((index, self.values[index]))
+        })
     }
 }
 
@@ -109,24 +133,34 @@ impl Series {
     }
 
     fn add(&mut self, samples: &Samples) {
-        for (metric, slot) in Metric::ALL.into_iter().zip(&mut self.0) {
-            let Some(value) = samples.get(metric) else {
-                continue;
-            };
-            slot.get_or_insert_with(|| {
-                if metric.is_distribution() {
-                    StatisticSet::distribution()
-                } else {
-                    StatisticSet::counter()
+        for (index, value) in samples.iter() {
+            let slot = &mut self.0[index];
+            match slot {
+                Some(set) => set.add(value),
+                None => {
+                    let mut set = if Metric::ALL[index].is_distribution() {
+                        StatisticSet::distribution()
+                    } else {
+                        StatisticSet::counter()
+                    };
+                    set.add(value);
+                    *slot = Some(set);
                 }
-            })
-            .add(value);
+            }
         }
     }
 }
 
-/// One minute of series. The map uses FxHash: its keys are bounded label sets from the config,
-/// never attacker-chosen, and SipHash was half of the consumer's time (bench/RESULTS.md).
+/// A route series kept by route id, with the dimensions it is written under.
+struct RouteSeries {
+    dimensions: Dimensions,
+    series: Series,
+}
+
+/// One minute of series. Route sets with a [`RouteId`] (all but those past the consumer-wide cap)
+/// live in `routes`, found by position; the other sets in `series`, whose map uses FxHash: its
+/// keys are bounded label sets from the config, never attacker-chosen, and SipHash was half of
+/// the consumer's time (bench/RESULTS.md).
 ///
 /// Per request only the finest set (api + stage + route + method) is updated; the api and
 /// api + stage series are built when the minute closes by merging the route series, which is exact
@@ -134,6 +168,8 @@ impl Series {
 /// the cap from the moment a route implies them, as if they were updated directly.
 #[derive(Default)]
 struct Bucket {
+    /// Indexed by [`RouteId`]; a route set is in here or in `series`, never both.
+    routes: Vec<Option<Box<RouteSeries>>>,
     series: FxHashMap<Dimensions, Series>,
     /// api and api + stage sets that exist (and count against the cap) because a route series
     /// implies them; their values are derived at close.
@@ -168,6 +204,39 @@ impl Bucket {
         true
     }
 
+    /// The series of route `id` this minute, if it has one.
+    fn route_series(&mut self, id: RouteId) -> Option<&mut Series> {
+        match self.routes.get_mut(id.index()) {
+            Some(Some(route)) => Some(&mut route.series),
+            _ => None,
+        }
+    }
+
+    /// Like [`Bucket::add_capped`] for a route set with an id.
+    fn add_capped_route(
+        &mut self,
+        id: RouteId,
+        dimensions: Dimensions,
+        samples: &Samples,
+        max_series: usize,
+    ) -> bool {
+        if let Some(series) = self.route_series(id) {
+            series.add(samples);
+            return true;
+        }
+        if self.capped_series >= max_series {
+            return false;
+        }
+        self.capped_series += 1;
+        let mut series = Series::new();
+        series.add(samples);
+        if self.routes.len() <= id.index() {
+            self.routes.resize_with(id.index() + 1, || None);
+        }
+        self.routes[id.index()] = Some(Box::new(RouteSeries { dimensions, series }));
+        true
+    }
+
     fn add_outside_routes(&mut self, samples: &Samples) {
         self.outside_routes
             .get_or_insert_with(Series::new)
@@ -194,6 +263,10 @@ impl Bucket {
 
     /// The points of this minute, ordered by dimensions, then metric.
     fn into_points(mut self) -> Vec<MetricPoint> {
+        for route in std::mem::take(&mut self.routes).into_iter().flatten() {
+            let RouteSeries { dimensions, series } = *route;
+            self.series.insert(dimensions, series);
+        }
         // Build the all-traffic, api and api + stage series from the route series.
         let mut all_traffic = self.outside_routes.take().unwrap_or_else(Series::new);
         let routes: Vec<Dimensions> = self
@@ -254,6 +327,9 @@ pub(crate) struct MinuteAggregator {
     buckets: BTreeMap<i64, Bucket>,
     /// The newest minute handed to the sink so far.
     closed_through: Option<i64>,
+    /// The last minute a record fell in, as [start, end) in wall-clock time: most records fall
+    /// in the same minute as the one before, found by two comparisons.
+    last_minute: Option<(SystemTime, SystemTime, i64)>,
     methods: MethodLabels,
     overflow: Dimensions,
 }
@@ -266,6 +342,7 @@ impl MinuteAggregator {
             grace_secs: i64::try_from(grace_secs).unwrap_or(i64::MAX / 2),
             buckets: BTreeMap::new(),
             closed_through: None,
+            last_minute: None,
             methods: MethodLabels::new(),
             overflow: Dimensions {
                 api: Some(Arc::from(OVERFLOW_API)),
@@ -274,8 +351,10 @@ impl MinuteAggregator {
         }
     }
 
-    pub(crate) fn record(&mut self, exchange: &Exchange) -> Recorded {
-        let minute = minute_start(unix_seconds(exchange.timing.received_at));
+    /// Counts one record whose route resolved to `route` (by the consumer's
+    /// [`RouteIndex`](super::routes::RouteIndex)).
+    pub(crate) fn record(&mut self, exchange: &Exchange, route_ref: RouteRef) -> Recorded {
+        let minute = self.minute_of(exchange.timing.received_at);
         let late = self.closed_through.is_some_and(|closed| minute <= closed);
         let samples = Samples::of(exchange);
         let bucket = self.buckets.entry(minute).or_default();
@@ -286,48 +365,62 @@ impl MinuteAggregator {
                 late,
             };
         };
-        let api = Some(Arc::clone(&route.api));
-        let stage = Some(Arc::clone(&route.stage));
-        let route_set = Dimensions {
-            api: api.clone(),
-            stage: stage.clone(),
-            route: Some(Arc::clone(&route.resource_path)),
-            method: Some(self.methods.label(exchange.method.as_ref())),
-            canary: None,
+        let id = match route_ref {
+            RouteRef::Admitted(id) => Some(id),
+            RouteRef::Refused | RouteRef::Unrouted(_) => None,
         };
         let mut folded = false;
-        if let Some(series) = bucket.series.get_mut(&route_set) {
+        let fast = id.and_then(|id| bucket.route_series(id));
+        if let Some(series) = fast {
             // The common case: the route's series exists; api and api + stage follow at close.
             series.add(&samples);
         } else {
-            let api_set = Dimensions {
-                api: api.clone(),
-                ..Dimensions::default()
-            };
-            let stage_set = Dimensions {
+            let api = Some(Arc::clone(&route.api));
+            let stage = Some(Arc::clone(&route.stage));
+            let route_set = Dimensions {
                 api: api.clone(),
                 stage: stage.clone(),
-                ..Dimensions::default()
+                route: Some(Arc::clone(&route.resource_path)),
+                method: Some(self.methods.label(exchange.method.as_ref())),
+                canary: None,
             };
-            let api_ok = bucket.admit_derived(&api_set, self.max_series);
-            let stage_ok = bucket.admit_derived(&stage_set, self.max_series);
-            if bucket.add_capped(route_set, &samples, self.max_series) {
-                folded |= !(api_ok && stage_ok);
+            let existing = id.is_none() && bucket.series.contains_key(&route_set);
+            if existing {
+                bucket.add(route_set, &samples);
             } else {
-                // The route set was refused: the coarser sets that exist count it directly.
-                folded = true;
-                bucket.add_outside_routes(&samples);
-                for (set, ok) in [(api_set, api_ok), (stage_set, stage_ok)] {
-                    if ok {
-                        bucket.add(set, &samples);
+                let api_set = Dimensions {
+                    api: api.clone(),
+                    ..Dimensions::default()
+                };
+                let stage_set = Dimensions {
+                    api,
+                    stage,
+                    ..Dimensions::default()
+                };
+                let api_ok = bucket.admit_derived(&api_set, self.max_series);
+                let stage_ok = bucket.admit_derived(&stage_set, self.max_series);
+                let added = match id {
+                    Some(id) => bucket.add_capped_route(id, route_set, &samples, self.max_series),
+                    None => bucket.add_capped(route_set, &samples, self.max_series),
+                };
+                if added {
+                    folded |= !(api_ok && stage_ok);
+                } else {
+                    // The route set was refused: the coarser sets that exist count it directly.
+                    folded = true;
+                    bucket.add_outside_routes(&samples);
+                    for (set, ok) in [(api_set, api_ok), (stage_set, stage_ok)] {
+                        if ok {
+                            bucket.add(set, &samples);
+                        }
                     }
                 }
             }
         }
         if exchange.canary {
             let canary_set = Dimensions {
-                api,
-                stage,
+                api: Some(Arc::clone(&route.api)),
+                stage: Some(Arc::clone(&route.stage)),
                 canary: Some(true),
                 ..Dimensions::default()
             };
@@ -338,6 +431,24 @@ impl MinuteAggregator {
             bucket.add(self.overflow.clone(), &samples);
         }
         Recorded { folded, late }
+    }
+
+    /// The start (unix seconds) of the minute `time` falls in.
+    fn minute_of(&mut self, time: SystemTime) -> i64 {
+        if let Some((start, end, minute)) = self.last_minute
+            && start <= time
+            && time < end
+        {
+            return minute;
+        }
+        let minute = minute_start(unix_seconds(time));
+        // Cached only for minutes after the epoch, where the bounds are easy to state.
+        self.last_minute = u64::try_from(minute).ok().and_then(|secs| {
+            let start = UNIX_EPOCH.checked_add(Duration::from_secs(secs))?;
+            let end = start.checked_add(Duration::from_secs(60))?;
+            Some((start, end, minute))
+        });
+        minute
     }
 
     /// Closes and returns, oldest first, every bucket whose minute ended at least the grace

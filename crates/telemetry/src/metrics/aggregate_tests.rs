@@ -3,16 +3,41 @@ use std::time::Duration;
 use super::*;
 use crate::Decisions;
 use crate::metrics::SKETCH_RELATIVE_ACCURACY;
+use crate::metrics::routes::RouteIndex;
 use crate::metrics::test_support::{find, routed, unrouted, websocket, with_latency};
 
 const GRACE: Duration = Duration::from_secs(5);
 
-fn aggregator(max_series: usize) -> MinuteAggregator {
-    MinuteAggregator::new(max_series, GRACE)
+/// The aggregator with the route index the consumer resolves records with, capped alike.
+struct Aggregator {
+    minutes: MinuteAggregator,
+    routes: RouteIndex,
+}
+
+impl Aggregator {
+    fn record(&mut self, exchange: &Exchange) -> Recorded {
+        let route = self.routes.resolve(exchange);
+        self.minutes.record(exchange, route)
+    }
+
+    fn take_due(&mut self, now_unix: i64) -> Vec<(i64, Vec<MetricPoint>)> {
+        self.minutes.take_due(now_unix)
+    }
+
+    fn take_all(&mut self) -> Vec<(i64, Vec<MetricPoint>)> {
+        self.minutes.take_all()
+    }
+}
+
+fn aggregator(max_series: usize) -> Aggregator {
+    Aggregator {
+        minutes: MinuteAggregator::new(max_series, GRACE),
+        routes: RouteIndex::new(max_series),
+    }
 }
 
 /// The only bucket that closes when everything is taken.
-fn single_minute(mut aggregator: MinuteAggregator) -> Vec<MetricPoint> {
+fn single_minute(mut aggregator: Aggregator) -> Vec<MetricPoint> {
     let mut minutes = aggregator.take_all();
     assert_eq!(minutes.len(), 1, "expected one minute");
     minutes.remove(0).1
@@ -330,4 +355,46 @@ fn points_come_in_a_stable_order() {
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted);
+}
+
+#[test]
+fn route_sets_without_a_route_id_still_get_series_while_their_minute_has_room() {
+    let mut agg = aggregator(10);
+    // Ten route sets take every route id, one quiet minute each.
+    for i in 0..10_u64 {
+        let route = format!("a/s//r{i}");
+        assert!(!agg.record(&routed(&route, "GET", 200, i * 60)).folded);
+    }
+    // The eleventh has no id, but its minute has room for its series (kept by dimensions).
+    for _ in 0..2 {
+        assert!(!agg.record(&routed("a/s//late", "GET", 200, 600)).folded);
+    }
+    let minutes = agg.take_all();
+    assert_eq!(minutes.len(), 11);
+    let points = &minutes[10].1;
+    let count = |dims| find(points, "Count", dims).map(|s| s.sum);
+    assert_eq!(count("api=a,stage=s,route=/late,method=GET"), Some(2.0));
+    assert_eq!(count("api=a,stage=s"), Some(2.0));
+    assert_eq!(count(""), Some(2.0));
+    assert_eq!(count("api=__overflow__"), None);
+}
+
+#[test]
+fn records_at_the_edges_of_a_minute_land_in_the_right_bucket_in_any_order() {
+    let mut agg = aggregator(10);
+    let at = |secs: u64, nanos: u32| std::time::UNIX_EPOCH + Duration::new(secs, nanos);
+    let cases = [
+        (at(59, 999_999_999), 0),
+        (at(60, 0), 60),
+        (at(119, 999_999_999), 60),
+        (at(59, 500_000_000), 0),
+        (at(120, 0), 120),
+        (at(0, 0), 0),
+    ];
+    for (time, minute) in cases {
+        assert_eq!(agg.minutes.minute_of(time), minute, "{time:?}");
+    }
+    let before_epoch = std::time::UNIX_EPOCH - Duration::from_millis(1);
+    assert_eq!(agg.minutes.minute_of(before_epoch), -60);
+    assert_eq!(agg.minutes.minute_of(at(30, 0)), 0);
 }

@@ -1,14 +1,15 @@
 //! The metrics consumer of the bus: one OS thread that turns exchanges into minute buckets for
 //! the store (through a [`MetricSink`]) and into the cumulative Prometheus exposition.
 //!
-//! Like the access log, the thread drains its queue with `try_recv` and sleeps 10 ms when it is
-//! empty instead of parking on the channel, so publishing a record never wakes a thread. A bucket
+//! Like the access log, the thread drains its queue without parking on the channel and sleeps
+//! 10 ms when it is empty, so publishing a record never wakes a thread. A bucket
 //! is handed to the sink once its minute has ended and the grace period for late records has
 //! passed; when every sender is gone the thread flushes all open buckets and ends.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 use super::aggregate::{MetricPoint, MinuteAggregator};
 use super::clock::Clock;
 use super::prometheus::{self, Exposition, Recorder};
+use super::routes::RouteIndex;
 use crate::Exchange;
 
 /// How the consumer aggregates.
@@ -98,7 +100,7 @@ impl MetricsAggregator {
         sink: Box<dyn MetricSink>,
         clock: Arc<dyn Clock>,
     ) -> io::Result<MetricsHandle> {
-        let (exposition, prometheus) = prometheus::new(config.max_series);
+        let (exposition, prometheus) = prometheus::new();
         let shared = Arc::new(Shared {
             exposition,
             stats: AtomicStats::default(),
@@ -106,6 +108,7 @@ impl MetricsAggregator {
         });
         let consumer = Consumer {
             rx,
+            routes: RouteIndex::new(config.max_series),
             minutes: MinuteAggregator::new(config.max_series, config.grace),
             prometheus,
             sink,
@@ -188,12 +191,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// How long the thread sleeps when its queue is empty; see the access log for why it polls.
 const IDLE_POLL: Duration = Duration::from_millis(10);
-/// Records taken per batch before buckets are checked for closing, so a queue that never runs
-/// dry cannot hold a minute open.
+/// Records taken per batch before buckets are checked for closing (and the Prometheus counts
+/// published), so a queue that never runs dry cannot hold a minute open.
 const BATCH: usize = 4096;
 
 struct Consumer {
     rx: mpsc::Receiver<Arc<Exchange>>,
+    routes: RouteIndex,
     minutes: MinuteAggregator,
     prometheus: Recorder,
     sink: Box<dyn MetricSink>,
@@ -203,20 +207,21 @@ struct Consumer {
 
 impl Consumer {
     fn run(mut self) {
+        // Records are taken in batches with `poll_recv_many`, which returns the queue's permits
+        // to the senders once per batch (`try_recv` takes the semaphore's lock once per record).
+        // Its waker is a no-op: the thread polls, it is never woken.
+        let mut context = Context::from_waker(Waker::noop());
+        let mut records = Vec::with_capacity(BATCH);
         loop {
-            let mut closed = false;
+            let polled = self.rx.poll_recv_many(&mut context, &mut records, BATCH);
+            // `Ready(0)`: every sender is gone and the queue is empty.
+            let closed = polled == Poll::Ready(0);
             let mut batch = BatchStats::default();
-            while batch.records < BATCH as u64 {
-                match self.rx.try_recv() {
-                    Ok(exchange) => self.record(&exchange, &mut batch),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        closed = true;
-                        break;
-                    }
-                }
+            for exchange in records.drain(..) {
+                self.record(&exchange, &mut batch);
             }
-            let full = batch.records == BATCH as u64;
+            // Before the counters: a reader that sees the records also sees them in /metrics.
+            self.prometheus.flush();
             self.publish(&batch);
             if closed {
                 let all = self.minutes.take_all();
@@ -225,7 +230,7 @@ impl Consumer {
             }
             let due = self.minutes.take_due(self.clock.now_unix());
             self.write(due);
-            if !full {
+            if polled.is_pending() {
                 std::thread::sleep(IDLE_POLL);
             }
         }
@@ -233,13 +238,18 @@ impl Consumer {
 
     fn record(&mut self, exchange: &Exchange, batch: &mut BatchStats) {
         batch.records += 1;
-        let recorded = self.minutes.record(exchange);
+        // Resolved once, used by both outputs.
+        let route = self.routes.resolve(exchange);
+        let recorded = self.minutes.record(exchange, route);
         if recorded.folded {
             batch.folded += 1;
             self.prometheus.count_minute_bucket_fold();
         }
         batch.late += u64::from(recorded.late);
-        batch.prometheus_folded += u64::from(self.prometheus.record(exchange));
+        let folded = self
+            .prometheus
+            .record(exchange, route, self.routes.methods());
+        batch.prometheus_folded += u64::from(folded);
     }
 
     fn publish(&self, batch: &BatchStats) {

@@ -6,10 +6,12 @@ mod clock;
 mod condition;
 mod consumer;
 mod dimensions;
+mod histogram;
 mod names;
 mod otlp;
 mod process;
 mod prometheus;
+mod routes;
 mod stat;
 mod statistic;
 #[cfg(test)]

@@ -126,12 +126,26 @@ const METHOD_ABSENT: &str = "-";
 /// RFC 5789; keeps the label bounded on routes that accept any method.
 const METHOD_OTHER: &str = "OTHER";
 
+/// How many method labels there are: the nine methods, `OTHER` and `-`.
+pub(crate) const METHOD_LABELS: usize = 11;
+
+/// The position of a method label in [`MethodLabels`], a small number the hot maps key on
+/// instead of the label's text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct MethodIndex(u8);
+
+impl MethodIndex {
+    pub(crate) fn get(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
 /// Interned method labels, so a record costs no allocation for its method dimension.
 #[derive(Debug)]
 pub(crate) struct MethodLabels {
-    known: Vec<(Method, Arc<str>)>,
-    other: Arc<str>,
-    absent: Arc<str>,
+    known: [Method; 9],
+    /// Indexed by [`MethodIndex`]: the nine methods in `known`'s order, then `OTHER`, then `-`.
+    labels: [Arc<str>; METHOD_LABELS],
 }
 
 impl MethodLabels {
@@ -147,28 +161,36 @@ impl MethodLabels {
             Method::TRACE,
             Method::PATCH,
         ];
-        Self {
-            known: known
-                .into_iter()
-                .map(|m| {
-                    let label = Arc::from(m.as_str());
-                    (m, label)
-                })
-                .collect(),
-            other: Arc::from(METHOD_OTHER),
-            absent: Arc::from(METHOD_ABSENT),
-        }
+        let labels = std::array::from_fn(|i| match known.get(i) {
+            Some(method) => Arc::from(method.as_str()),
+            None if i == known.len() => Arc::from(METHOD_OTHER),
+            None => Arc::from(METHOD_ABSENT),
+        });
+        Self { known, labels }
+    }
+
+    /// The index of a request method's label.
+    pub(crate) fn index(&self, method: Option<&Method>) -> MethodIndex {
+        let position = match method {
+            None => METHOD_LABELS - 1,
+            Some(method) => self
+                .known
+                .iter()
+                .position(|known| known == method)
+                .unwrap_or(self.known.len()),
+        };
+        // At most 10: fits in a u8.
+        MethodIndex(position as u8)
+    }
+
+    /// The label at an index from [`MethodLabels::index`].
+    pub(crate) fn at(&self, index: MethodIndex) -> &Arc<str> {
+        &self.labels[index.get()]
     }
 
     /// The label of a request method: its name, `OTHER` for extension methods, `-` when absent.
     pub(crate) fn label(&self, method: Option<&Method>) -> Arc<str> {
-        let Some(method) = method else {
-            return Arc::clone(&self.absent);
-        };
-        self.known
-            .iter()
-            .find(|(known, _)| known == method)
-            .map_or_else(|| Arc::clone(&self.other), |(_, label)| Arc::clone(label))
+        Arc::clone(self.at(self.index(method)))
     }
 }
 
@@ -278,16 +300,24 @@ pub mod prometheus {
         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0,
     ];
 
-    /// `1xx` … `5xx`; statuses outside 100–599 count as `5xx` (a gateway never answers those, so
-    /// one is a bug worth seeing among the errors).
-    pub(crate) fn status_class(status: u16) -> &'static str {
+    /// The status class labels, indexed by [`status_class_index`].
+    pub(crate) const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+    /// The index in [`STATUS_CLASSES`] of a status's class; statuses outside 100–599 count as
+    /// `5xx` (a gateway never answers those, so one is a bug worth seeing among the errors).
+    pub(crate) fn status_class_index(status: u16) -> usize {
         match status {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
+            100..=199 => 0,
+            200..=299 => 1,
+            300..=399 => 2,
+            400..=499 => 3,
+            _ => 4,
         }
+    }
+
+    /// `1xx` … `5xx`, as [`status_class_index`] classes it.
+    pub(crate) fn status_class(status: u16) -> &'static str {
+        STATUS_CLASSES[status_class_index(status)]
     }
 }
 

@@ -4,15 +4,46 @@ use std::process::{Command, Stdio};
 
 use super::*;
 use crate::ConsumerStats;
+use crate::metrics::routes::RouteIndex;
 use crate::metrics::test_support::{routed, unrouted, websocket, with_latency};
+
+/// The recorder with the route index the consumer resolves records with.
+struct Recording {
+    exposition: Exposition,
+    recorder: Recorder,
+    routes: RouteIndex,
+}
+
+impl Recording {
+    fn new(max_series: usize) -> Self {
+        let (exposition, recorder) = new();
+        Self {
+            exposition,
+            recorder,
+            routes: RouteIndex::new(max_series),
+        }
+    }
+
+    /// Records like the consumer does; `true` if the record folded.
+    fn record(&mut self, exchange: &Exchange) -> bool {
+        let route = self.routes.resolve(exchange);
+        self.recorder.record(exchange, route, self.routes.methods())
+    }
+
+    /// Flushes, as the consumer does after each batch, and renders.
+    fn render(&mut self, extra: impl FnOnce(&mut Registry)) -> String {
+        self.recorder.flush();
+        self.exposition.render(extra)
+    }
+}
 
 /// Records `exchanges` into a fresh exposition and renders it.
 fn render(max_series: usize, exchanges: &[Exchange]) -> String {
-    let (exposition, mut recorder) = new(max_series);
+    let mut recording = Recording::new(max_series);
     for exchange in exchanges {
-        recorder.record(exchange);
+        recording.record(exchange);
     }
-    exposition.render(|_| {})
+    recording.render(|_| {})
 }
 
 fn sample_stream() -> Vec<Exchange> {
@@ -137,7 +168,7 @@ fn exposition_counts_requests_durations_bytes_and_websockets() {
 
 #[test]
 fn route_label_sets_past_the_cap_fold_into_overflow_labels() {
-    let (exposition, mut recorder) = new(2);
+    let mut recording = Recording::new(2);
     let folded: Vec<bool> = [
         routed("a/s//one", "GET", 200, 0),
         routed("a/s//two", "GET", 200, 0),
@@ -147,12 +178,12 @@ fn route_label_sets_past_the_cap_fold_into_overflow_labels() {
         unrouted(0),
     ]
     .iter()
-    .map(|e| recorder.record(e))
+    .map(|e| recording.record(e))
     .collect();
     assert_eq!(folded, [false, false, true, false, true, false]);
-    recorder.count_minute_bucket_fold();
-    exposition.set_open_websockets(7);
-    let text = exposition.render(|_| {});
+    recording.recorder.count_minute_bucket_fold();
+    recording.exposition.set_open_websockets(7);
+    let text = recording.render(|_| {});
     let samples = check_text_format(&text);
     for line in [
         r#"gatehouse_requests_total{api="__overflow__",stage="",route="",method="",status_class="2xx"} 1"#,
@@ -169,7 +200,7 @@ fn route_label_sets_past_the_cap_fold_into_overflow_labels() {
 
 #[test]
 fn extra_metrics_are_rendered_after_the_consumers_own() {
-    let (exposition, _recorder) = new(10);
+    let (exposition, _recorder) = new();
     let consumers = [
         ConsumerStats {
             name: "metrics",
@@ -202,18 +233,18 @@ fn promtool_accepts_the_exposition() {
     let mut stream = sample_stream();
     // Label values that need escaping.
     stream.push(routed("we\"ird/st\\age//line\nbreak", "PURGE", 302, 0));
-    let (exposition, mut recorder) = new(3);
+    let mut recording = Recording::new(3);
     for exchange in &stream {
-        recorder.record(exchange);
+        recording.record(exchange);
     }
-    recorder.count_minute_bucket_fold();
+    recording.recorder.count_minute_bucket_fold();
     let consumers = [ConsumerStats {
         name: "metrics",
         delivered: 1,
         dropped: 2,
         queued: 0,
     }];
-    let text = exposition.render(|registry| register_bus_drops(registry, &consumers));
+    let text = recording.render(|registry| register_bus_drops(registry, &consumers));
     check_text_format(&text);
     let child = Command::new("promtool")
         .args(["check", "metrics"])

@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# The cost of metrics in user-space instructions per request, counted with callgrind.
+#
+# Throughput runs on a shared 2-CPU machine do not resolve a few percent; instruction counts do,
+# because they do not depend on how much CPU the process happened to get. For each variant (metrics
+# on, then metrics off; nothing else differs) this starts Gatehouse under
+# `valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes` with `--workers 1`, pinned
+# to CPU 1 (nginx as the upstream and wrk on CPU 0), warms it up, switches instrumentation on
+# (`callgrind_control -i on`), drives it with wrk for DUR seconds, waits for the telemetry queues to
+# drain, dumps the counts (`callgrind_control -d`), and divides each thread's instructions by the
+# records the bus delivered in that window. The admin endpoint is read only outside the window.
+#
+#   BIN=target/release/gatehouse DUR=5 bash bench/callgrind.sh
+#
+# Knobs: BIN (default target/release/gatehouse, not rebuilt), DUR (seconds of wrk, default 5),
+# CONNECTIONS (wrk -c, default 10), VARIANTS ("on off"), KEEP=1 keeps the work directory with the
+# callgrind.out files (for callgrind_annotate). Needs valgrind, nginx, wrk and curl.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=${BIN:-$ROOT/target/release/gatehouse}
+DUR=${DUR:-5}
+CONNECTIONS=${CONNECTIONS:-10}
+VARIANTS=${VARIANTS:-"on off"}
+REQ_PATH=/bench/hello
+
+log() { printf '[callgrind] %s\n' "$*" >&2; }
+die() { printf '[callgrind] error: %s\n' "$*" >&2; exit 1; }
+
+PATH=$PATH:/usr/sbin
+for tool in valgrind callgrind_control nginx wrk curl taskset; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (apt-get install valgrind nginx wrk curl)"
+done
+[[ -x $BIN ]] || die "$BIN is missing; cargo build --release -p gatehouse"
+
+WORK=$(mktemp -d /tmp/gatehouse-callgrind.XXXXXX)
+PIDS=()
+cleanup() {
+    [[ -s $WORK/upstream/nginx.pid ]] && kill -QUIT "$(cat "$WORK/upstream/nginx.pid")" 2>/dev/null || true
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    if [[ ${KEEP:-0} == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { # prints a loopback port nothing uses
+    local port
+    for _ in $(seq 200); do
+        port=$((20000 + RANDOM % 30000))
+        if ! ss -Htan "sport = :$port" | grep -q .; then echo "$port"; return; fi
+    done
+    die "no free port found"
+}
+
+wait_port() { # port tries
+    for _ in $(seq "${2:-100}"); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.2
+    done
+    die "nothing listens on 127.0.0.1:$1"
+}
+
+# ---- upstream: nginx answering 128 bytes, as in bench/run.sh --------------------------------
+UPSTREAM_PORT=$(free_port)
+mkdir -p "$WORK/upstream/logs"
+BODY=$(head -c 128 /dev/zero | tr '\0' 'x')
+cat >"$WORK/upstream.conf" <<EOF
+worker_processes 1;
+error_log logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 10000000;
+    server {
+        listen 127.0.0.1:$UPSTREAM_PORT;
+        location / { return 200 "$BODY\n"; }
+    }
+}
+EOF
+taskset -c 0 nginx -p "$WORK/upstream" -e "$WORK/upstream/logs/error.log" -c "$WORK/upstream.conf" \
+    -g "pid $WORK/upstream/nginx.pid;"
+wait_port "$UPSTREAM_PORT"
+
+cat >"$WORK/gatehouse.yaml" <<'EOF'
+listeners:
+  - name: bench
+    bind: 127.0.0.1:${GATEHOUSE_PORT}
+admin:
+  bind: 127.0.0.1:${ADMIN_PORT}
+  token: ${GATEHOUSE_ADMIN_TOKEN}
+data_dir: ${DATA_DIR}
+access_log:
+  destination: file
+  path: ${ACCESS_LOG}
+metrics:
+  enabled: ${METRICS_ENABLED}
+apis:
+  - name: bench
+    stages:
+      - name: prod
+        path_prefix: ""
+    routes:
+      - path: /{proxy+}
+        integration:
+          type: http
+          url: ${UPSTREAM_URL}/{proxy}
+EOF
+TOKEN=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
+
+# Prints "queued delivered" of the access-log consumer (present in both variants).
+access_log_counters() { # admin-port
+    curl -sf --max-time 30 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$1/admin/status" |
+        tr '{}' '\n\n' | grep '"name":"access_log"' |
+        grep -o '"\(queued\|delivered\)":[0-9]*' | sort | cut -d: -f2 | tr '\n' ' '
+}
+
+# Classifies one per-thread callgrind file (written with --compress-strings=no, so every file
+# names its functions in full) by the functions only that thread runs. `--workers 1` runs the
+# runtime on the main thread, callgrind's thread 1.
+thread_of() { # callgrind.out file
+    if grep -q '^thread: 1$' "$1"; then echo "worker"
+    elif grep -q 'metrics::consumer::Consumer::run' "$1"; then echo "metrics consumer"
+    elif grep -q 'gatehouse_telemetry::access_log::' "$1"; then echo "access log"
+    elif grep -q 'gatehouse_store::' "$1"; then echo "store writer"
+    elif grep -q 'coarse_clock' "$1"; then echo "clock"
+    elif grep -q 'gatehouse_alarms::' "$1"; then echo "alarm evaluator"
+    else echo "other"
+    fi
+}
+
+RESULTS=$WORK/results.txt
+: >"$RESULTS"
+for variant in $VARIANTS; do
+    case $variant in on) metrics=true ;; off) metrics=false ;; *) die "variant $variant: on or off" ;; esac
+    dir=$WORK/$variant
+    mkdir -p "$dir/data"
+    port=$(free_port)
+    admin=$(free_port)
+    GATEHOUSE_PORT=$port ADMIN_PORT=$admin GATEHOUSE_ADMIN_TOKEN=$TOKEN DATA_DIR=$dir/data \
+        METRICS_ENABLED=$metrics ACCESS_LOG=$dir/access.log UPSTREAM_URL="http://127.0.0.1:$UPSTREAM_PORT" \
+        GATEHOUSE_LOG=warn taskset -c 1 valgrind --tool=callgrind --instr-atstart=no \
+        --separate-threads=yes --compress-strings=no --callgrind-out-file="$dir/callgrind.out.%p" \
+        "$BIN" serve --config "$WORK/gatehouse.yaml" --workers 1 --shutdown-grace 1s \
+        >"$dir/out.log" 2>"$dir/err.log" &
+    pid=$!
+    PIDS+=("$pid")
+    wait_port "$port" 300
+    wait_port "$admin" 300
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$REQ_PATH")
+    [[ $code == 200 ]] || die "GET $REQ_PATH answered $code"
+    # Warm-up outside the window: pools, caches, the first minute bucket and series.
+    taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d2s "http://127.0.0.1:$port$REQ_PATH" >/dev/null
+    sleep 1
+    read -r delivered0 queued0 <<<"$(access_log_counters "$admin")"
+    [[ $queued0 == 0 ]] || log "$variant: $queued0 records queued before the window"
+    callgrind_control -i on "$pid" >/dev/null 2>&1
+    out=$(taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DUR}s" "http://127.0.0.1:$port$REQ_PATH")
+    # The consumers poll every 10 ms; under valgrind give them ample time to drain.
+    sleep 2
+    callgrind_control -d "$pid" >/dev/null 2>&1
+    callgrind_control -i off "$pid" >/dev/null 2>&1
+    read -r delivered1 queued1 <<<"$(access_log_counters "$admin")"
+    [[ $queued1 == 0 ]] || log "WARNING $variant: $queued1 records still queued at the dump"
+    requests=$((delivered1 - delivered0))
+    wrk_requests=$(awk '/ requests in / {print $1}' <<<"$out")
+    log "metrics $variant: $requests records in the window (wrk counted $wrk_requests)"
+    kill -TERM "$pid"
+    wait "$pid" || true
+    for file in "$dir"/callgrind.out.*; do
+        # The dump callgrind_control asked for is part 1 (callgrind.out.PID.1-THREAD); the files
+        # written at exit (no part number) hold what came after it and are ignored.
+        [[ $file == *.1-[0-9]* ]] || continue
+        ir=$(awk '/^summary:/ { print $2; exit }' "$file")
+        [[ -n $ir && $ir != 0 ]] || continue
+        echo "$variant $(thread_of "$file" | tr ' ' '_') $ir $requests" >>"$RESULTS"
+    done
+done
+
+# ---- table ------------------------------------------------------------------------------------
+echo
+echo "User-space instructions per request (callgrind), --workers 1, wrk -c$CONNECTIONS for ${DUR}s,"
+echo "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown); binary $BIN"
+echo
+awk '
+    { key = $1 SUBSEP $2; ir[key] += $3; n[$1] = $4; threads[$2] = 1; total[$1] += $3 }
+    END {
+        printf "| thread | on | off |\n|---|---:|---:|\n"
+        split("worker access_log metrics_consumer store_writer clock alarm_evaluator other", order, " ")
+        for (i = 1; i <= 7; i++) {
+            t = order[i]
+            if (!(t in threads)) continue
+            name = t; gsub("_", " ", name)
+            on = ((("on" SUBSEP t) in ir) && n["on"] > 0) ? sprintf("%.0f", ir["on" SUBSEP t] / n["on"]) : "—"
+            off = ((("off" SUBSEP t) in ir) && n["off"] > 0) ? sprintf("%.0f", ir["off" SUBSEP t] / n["off"]) : "—"
+            printf "| %s | %s | %s |\n", name, on, off
+        }
+        ton = (n["on"] > 0) ? total["on"] / n["on"] : 0
+        toff = (n["off"] > 0) ? total["off"] / n["off"] : 0
+        printf "| total | %.0f | %.0f |\n", ton, toff
+        if (toff > 0 && ton > 0) printf "\nmetrics on / off: %+.2f %%\n", (ton / toff - 1) * 100
+    }' "$RESULTS"
