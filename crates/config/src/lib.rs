@@ -38,11 +38,11 @@ pub use gatehouse_telemetry::metrics::{Comparison, MissingData};
 pub use integration::{
     HeaderOps, HttpIntegration, Integration, MockIntegration, WebSocketIntegration,
 };
-pub use one_alarm::{alarm_from_json, alarm_from_text};
 pub use logging::settings::{
     ALWAYS_REDACTED_HEADERS, AccessLogSettings, ExecutionLogLevel, ExecutionLogSettings,
     LogGroupSettings, LogsSettings, MetricFilterSettings, MetricValue, StageLogging, glob_match,
 };
+pub use one_alarm::{alarm_from_json, alarm_from_text};
 pub use routing::{PathParams, Resolution, Route, RouteTable};
 pub use settings::{
     AdminSettings, Limits, ListenerSettings, MetricsSettings, OtlpSettings, Secret, Settings,

@@ -68,8 +68,8 @@ pub fn alarm_from_text(
     let Some(value) = named(name, value, &mut diags) else {
         return Err(diags.into_errors());
     };
-    let alarm =
-        decode(value.clone(), "", &mut diags).and_then(|doc| validate_one(doc, "", None, &mut diags));
+    let alarm = decode(value.clone(), "", &mut diags)
+        .and_then(|doc| validate_one(doc, "", None, &mut diags));
     match alarm {
         Some(alarm) => diags.finish((alarm, value)),
         None => Err(diags.into_errors()),

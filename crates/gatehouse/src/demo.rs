@@ -79,7 +79,10 @@ pub(crate) async fn run(port: u16, admin_port: u16) -> anyhow::Result<()> {
          Metrics: curl -H 'Authorization: Bearer {token}' {admin}/metrics\n  \
          or, after a minute: GATEHOUSE_ADMIN_URL={admin} GATEHOUSE_ADMIN_TOKEN={token} gatehouse metrics query Count\n  \
          (stored in {data})\n\n\
-         Access log lines follow on stdout, one JSON object per request. Ctrl-C stops.\n",
+         Logs: GATEHOUSE_ADMIN_URL={admin} GATEHOUSE_ADMIN_TOKEN={token} gatehouse logs query 'stats count(*) by status, route'\n  \
+         gatehouse logs tail 'access/*' --filter 'status >= 400'     (with the same two variables)\n  \
+         gatehouse logs query 'fields step, status, url' --group execution/petstore/dev\n\n\
+         Access log lines follow on stdout too, one JSON object per request. Ctrl-C stops.\n",
         addr = base.trim_start_matches("http://"),
         data = data_dir.display(),
     );

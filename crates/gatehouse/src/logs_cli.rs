@@ -38,8 +38,14 @@ pub(crate) async fn run(command: LogsCommand, base: &str, token: &str) -> anyhow
             if let Some(end) = end {
                 request["end"] = json!(end);
             }
-            let (status, body) =
-                send(Method::POST, base, "/admin/logs/query", token, Some(request)).await?;
+            let (status, body) = send(
+                Method::POST,
+                base,
+                "/admin/logs/query",
+                token,
+                Some(request),
+            )
+            .await?;
             if status != 200 {
                 bail!("{}", message(&body, status));
             }
@@ -112,9 +118,10 @@ fn encode(value: &str) -> String {
 }
 
 fn message(body: &Value, status: u16) -> String {
-    body["message"]
-        .as_str()
-        .map_or_else(|| format!("the admin API answered HTTP {status}"), str::to_owned)
+    body["message"].as_str().map_or_else(
+        || format!("the admin API answered HTTP {status}"),
+        str::to_owned,
+    )
 }
 
 fn bytes_text(bytes: u64) -> String {
@@ -130,7 +137,11 @@ fn bytes_text(bytes: u64) -> String {
 pub(crate) fn table(body: &Value) -> String {
     let columns: Vec<String> = body["columns"]
         .as_array()
-        .map(|c| c.iter().map(|v| v.as_str().unwrap_or("?").to_owned()).collect())
+        .map(|c| {
+            c.iter()
+                .map(|v| v.as_str().unwrap_or("?").to_owned())
+                .collect()
+        })
         .unwrap_or_default();
     let rows: Vec<Vec<String>> = body["rows"]
         .as_array()
@@ -264,7 +275,10 @@ async fn follow(base: &str, path: &str, token: &str, output: Output) -> anyhow::
 fn print_tail_event(event: Option<&str>, data: &str, output: Output) {
     let value: Value = serde_json::from_str(data).unwrap_or(Value::Null);
     if event == Some("dropped") {
-        eprintln!("… {} events skipped (the terminal fell behind)", value["dropped"]);
+        eprintln!(
+            "… {} events skipped (the terminal fell behind)",
+            value["dropped"]
+        );
         return;
     }
     if output == Output::Json {

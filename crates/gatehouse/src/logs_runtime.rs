@@ -84,6 +84,7 @@ impl LogsRuntime {
             filter_counters: Arc::default(),
         };
         runtime.apply_retention(settings.logs.clone()).await;
+        crate::logging::connect_store(runtime.store.log_writer(), runtime.tail.clone());
         let refresher = runtime.clone();
         let logs = settings.logs.clone();
         tokio::spawn(async move {
@@ -158,6 +159,7 @@ impl LogsRuntime {
             "metricFilterMatches": self.filter_counters.matched.load(Ordering::Relaxed),
             "metricFilterSeriesFolded": self.filter_counters.folded.load(Ordering::Relaxed),
             "metricFilterMinutesDropped": self.filter_counters.minutes_dropped.load(Ordering::Relaxed),
+            "gatewayLinesDropped": crate::logging::dropped(),
         })
     }
 }

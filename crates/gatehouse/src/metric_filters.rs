@@ -234,7 +234,9 @@ impl MetricFilters {
             if let Some(writer) = &self.writer
                 && !writer.submit(minute / 1000, points)
             {
-                self.counters.minutes_dropped.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .minutes_dropped
+                    .fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -303,7 +305,11 @@ mod tests {
             ]
         );
         filters.flush_due(60_000 + 60_000 + GRACE_MS - 1, false);
-        assert_eq!(open_minutes(&filters).len(), 4, "the first minute is in its grace period");
+        assert_eq!(
+            open_minutes(&filters).len(),
+            4,
+            "the first minute is in its grace period"
+        );
         filters.flush_due(60_000 + 60_000 + GRACE_MS, false);
         assert_eq!(open_minutes(&filters).len(), 2);
         filters.flush_due(0, true);
@@ -314,12 +320,20 @@ mod tests {
     fn bad_filters_and_unknown_dimensions_are_refused_with_the_filter_name() {
         let errors = compile(&[
             settings("status >= ", MetricValue::Constant(1.0), &[]),
-            settings("status >= 500", MetricValue::Constant(1.0), &[("colour", "c")]),
+            settings(
+                "status >= 500",
+                MetricValue::Constant(1.0),
+                &[("colour", "c")],
+            ),
         ])
         .err()
         .unwrap();
         assert_eq!(errors.len(), 2);
-        assert!(errors[0].message.starts_with("filter: "), "{}", errors[0].message);
+        assert!(
+            errors[0].message.starts_with("filter: "),
+            "{}",
+            errors[0].message
+        );
         assert!(errors[1].message.contains("unknown dimension 'colour'"));
     }
 }

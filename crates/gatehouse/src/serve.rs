@@ -362,7 +362,9 @@ impl Running {
 }
 
 fn logs_disabled() -> gatehouse_admin::ApiError {
-    gatehouse_admin::ApiError::Unavailable("the log store is off (it needs the store: metrics or a store log destination)".into())
+    gatehouse_admin::ApiError::Unavailable(
+        "the log store is off (it needs the store: metrics or a store log destination)".into(),
+    )
 }
 
 fn disabled() -> gatehouse_admin::ApiError {
@@ -579,7 +581,9 @@ impl gatehouse_admin::Control for Reloader {
         })
     }
 
-    fn log_groups(&self) -> gatehouse_admin::BoxFuture<'_, Result<Value, gatehouse_admin::ApiError>> {
+    fn log_groups(
+        &self,
+    ) -> gatehouse_admin::BoxFuture<'_, Result<Value, gatehouse_admin::ApiError>> {
         Box::pin(async move {
             match self.store() {
                 Some(store) => crate::logs_api::groups(store).await,

@@ -3,7 +3,7 @@
 //! never un-redact what the top level hides, and the credentials headers are always redacted.
 
 use super::model::{ExecutionLogSpec, LevelSpec};
-use super::settings::{ExecutionLogLevel, ExecutionLogSettings};
+use super::settings::{ALWAYS_REDACTED_HEADERS, ExecutionLogLevel, ExecutionLogSettings};
 use crate::error::{Diagnostics, join_index, join_key};
 
 /// The largest `max_body_bytes`: execution logs are for reading, not for archiving payloads.
@@ -42,7 +42,10 @@ pub(crate) fn apply(
     let headers_path = join_key(path, "redact_headers");
     for (i, name) in spec.redact_headers.iter().flatten().enumerate() {
         match http::HeaderName::try_from(name.trim()) {
-            Ok(header) if !settings.redact_headers.contains(&header) => {
+            Ok(header)
+                if !settings.redact_headers.contains(&header)
+                    && !ALWAYS_REDACTED_HEADERS.contains(&header) =>
+            {
                 settings.redact_headers.push(header);
             }
             Ok(_) => {}

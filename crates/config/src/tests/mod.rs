@@ -3,8 +3,8 @@
 mod alarms;
 mod env;
 mod load_errors;
-mod one_alarm;
 mod logging;
+mod one_alarm;
 mod routing;
 mod templates;
 mod validation;

@@ -28,8 +28,8 @@ fn a_body_is_checked_by_the_config_rules_with_field_paths() {
         ),
         (
             "unknown metric",
-            json!({"metric": "Cnt", "threshold": 1, "comparison": "LessThanThreshold"}),
-            "metric: unknown metric 'Cnt'",
+            json!({"metric": "Count per minute", "threshold": 1, "comparison": "LessThanThreshold"}),
+            "metric: unknown metric 'Count per minute'",
         ),
         (
             "bad comparison",
