@@ -7,7 +7,8 @@
 # measures each target with wrk (HTTP/1.1) and h2load (HTTP/2 cleartext, prior knowledge), in rounds
 # that alternate the targets. Prints requests/s, p50 and p99 (the median over the rounds), the
 # ratios Gatehouse/nginx and, when both --workers 1 variants ran, the cost of metrics (on/off).
-# BENCH_SUITE=metrics runs just that comparison (plus nginx for reference) with more rounds.
+# BENCH_SUITE=metrics runs just that comparison (plus nginx for reference) with more rounds;
+# BENCH_SUITE=logs compares the access log written to the embedded log store with a file.
 # See bench/README.md for the knobs; everything it starts is stopped on exit.
 set -euo pipefail
 
@@ -16,7 +17,8 @@ SUITE=${BENCH_SUITE:-full}                # full: every target; metrics: metrics
 case $SUITE in
     full) DEFAULT_TARGETS="direct nginx gatehouse-w1 gatehouse-w1-nometrics gatehouse-w2"; DEFAULT_ROUNDS=3 ;;
     metrics) DEFAULT_TARGETS="nginx gatehouse-w1 gatehouse-w1-nometrics"; DEFAULT_ROUNDS=5 ;;
-    *) printf '[bench] error: BENCH_SUITE must be full or metrics, not %s\n' "$SUITE" >&2; exit 1 ;;
+    logs) DEFAULT_TARGETS="nginx gatehouse-w1 gatehouse-w1-logstore"; DEFAULT_ROUNDS=5 ;;
+    *) printf '[bench] error: BENCH_SUITE must be full, metrics or logs, not %s\n' "$SUITE" >&2; exit 1 ;;
 esac
 DURATION=${BENCH_DURATION:-10}            # seconds per measured run
 WARMUP=${BENCH_WARMUP:-2}                 # seconds of warm-up per target and protocol (round 1 only)
@@ -214,20 +216,26 @@ apis:
           type: http
           url: ${UPSTREAM_URL}/{proxy}
 EOF
+    # The same with the access log going to the embedded log store instead of a file.
+    sed 's|^  destination: file$|  destinations: [store]|; /^  path: \${ACCESS_LOG}$/d' \
+        "$WORK/gatehouse.yaml" >"$WORK/gatehouse-logstore.yaml"
 }
 
-# The Gatehouse targets: name -> "workers metrics".
+# The Gatehouse targets: name -> "workers metrics access-log-destination".
 declare -A GH_SPEC=(
-    [gatehouse-w1]="1 true"
-    [gatehouse-w1-nometrics]="1 false"
-    [gatehouse-w2]="2 true"
+    [gatehouse-w1]="1 true file"
+    [gatehouse-w1-nometrics]="1 false file"
+    [gatehouse-w1-logstore]="1 true store"
+    [gatehouse-w2]="2 true file"
 )
 declare -A GH_PORT GH_ADMIN GH_PID
 ADMIN_TOKEN=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
 
 gatehouse_start() { # name
-    local name=$1 workers metrics cpus=()
-    read -r workers metrics <<<"${GH_SPEC[$name]}"
+    local name=$1 workers metrics log config cpus=()
+    read -r workers metrics log <<<"${GH_SPEC[$name]}"
+    config="$WORK/gatehouse.yaml"
+    [[ $log == store ]] && config="$WORK/gatehouse-logstore.yaml"
     if [[ $PIN == 1 ]]; then
         # One worker gets CPU 1 like nginx's one worker; two workers get both CPUs. Every thread of
         # the process (access-log writer, metrics consumer, store writer) shares those CPUs.
@@ -239,7 +247,7 @@ gatehouse_start() { # name
     GATEHOUSE_PORT=${GH_PORT[$name]} ADMIN_PORT=${GH_ADMIN[$name]} GATEHOUSE_ADMIN_TOKEN=$ADMIN_TOKEN \
         DATA_DIR="$WORK/$name/data" METRICS_ENABLED=$metrics ACCESS_LOG="$WORK/$name-access.log" \
         UPSTREAM_URL="http://127.0.0.1:$UPSTREAM_PORT" \
-        GATEHOUSE_LOG=warn "${cpus[@]}" "$GATEHOUSE_BIN" serve --config "$WORK/gatehouse.yaml" \
+        GATEHOUSE_LOG=warn "${cpus[@]}" "$GATEHOUSE_BIN" serve --config "$config" \
         --workers "$workers" --shutdown-grace 1s >"$WORK/$name.out" 2>"$WORK/$name.err" &
     PIDS+=($!)
     GH_PID[$name]=$!
@@ -416,7 +424,7 @@ for port in "${ports[@]}"; do
 done
 # Metrics really are on where they should be, and off where they should not.
 for name in "${GH_TARGETS[@]}"; do
-    read -r _ metrics <<<"${GH_SPEC[$name]}"
+    read -r _ metrics _ <<<"${GH_SPEC[$name]}"
     if admin_get "$name" /metrics >/dev/null; then on=true; else on=false; fi
     [[ $on == "$metrics" ]] || die "$name: metrics enabled is $on, expected $metrics"
 done
@@ -496,10 +504,10 @@ echo "per completed request."
 echo
 echo "$MD"
 
-# The cost of metrics: gatehouse-w1 (metrics on) against gatehouse-w1-nometrics, same everything else.
-if [[ " $TARGETS " == *" gatehouse-w1 "* && " $TARGETS " == *" gatehouse-w1-nometrics "* ]]; then
-    on=gatehouse-w1 off=gatehouse-w1-nometrics
-    echo "Metrics overhead, --workers 1: metrics on ($on) / metrics off ($off)."
+# The cost of one feature: a target with it (on) against the same target without it (off).
+overhead_table() { # on off title
+    local on=$1 off=$2
+    echo "$3: $on (on) / $off (off)."
     echo "'median' is the ratio of the medians; 'paired' the median of the per-round ratios."
     echo "Cost: throughput lost = 1 - req/s ratio; CPU added = CPU/req ratio - 1. Goal: at most 3 %."
     echo
@@ -522,6 +530,15 @@ if [[ " $TARGETS " == *" gatehouse-w1 "* && " $TARGETS " == *" gatehouse-w1-nome
     echo "(thru_lost and cpu_added from the paired ratios)"
     echo
     echo "$MO"
+}
+
+# The cost of metrics: gatehouse-w1 (metrics on) against gatehouse-w1-nometrics, same everything else.
+if [[ " $TARGETS " == *" gatehouse-w1 "* && " $TARGETS " == *" gatehouse-w1-nometrics "* ]]; then
+    overhead_table gatehouse-w1 gatehouse-w1-nometrics "Metrics overhead, --workers 1"
+fi
+# The cost of storing access logs in the embedded store rather than appending them to a file.
+if [[ " $TARGETS " == *" gatehouse-w1 "* && " $TARGETS " == *" gatehouse-w1-logstore "* ]]; then
+    overhead_table gatehouse-w1-logstore gatehouse-w1 "Access log to the log store instead of a file, --workers 1"
 fi
 
 echo "All runs (protocol target round req/s p50_ms p99_ms cpu_us/req dropped):"
