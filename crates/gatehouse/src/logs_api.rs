@@ -164,7 +164,12 @@ pub(crate) fn tail(hub: &TailHub, request: TailQuery) -> Result<LogTail, ApiErro
         let filter = filter.clone();
         async move {
             loop {
-                match lines.recv().await {
+                // A follower that went away is noticed at once, not at the next matching line.
+                let received = tokio::select! {
+                    () = yield_item.closed() => return,
+                    received = lines.recv() => received,
+                };
+                match received {
                     Ok(line) => {
                         if !group_matches(&pattern, &line.group) {
                             continue;

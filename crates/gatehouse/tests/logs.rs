@@ -170,6 +170,24 @@ async fn access_and_execution_logs_are_stored_queried_tailed_and_counted() {
     );
     let _ = tail.kill();
     let _ = tail.wait();
+    // The gateway lets go of a follower as soon as it disconnects.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status: Value = client
+            .get(gatehouse.admin_url("/admin/status"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["logs"]["tailFollowers"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the follower was never released: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Counts by status over every access log (the 404s are in access/_unrouted).
     let by_status = eventually(
