@@ -185,7 +185,10 @@ async fn access_and_execution_logs_are_stored_queried_tailed_and_counted() {
         if status["logs"]["tailFollowers"] == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "the follower was never released: {status}");
+        assert!(
+            Instant::now() < deadline,
+            "the follower was never released: {status}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
