@@ -1,5 +1,5 @@
-//! A small client for the admin API, used by `gatehouse reload`, `status`, `metrics` and
-//! `alarms`.
+//! A small client for the admin API, used by `gatehouse reload`, `status`, `metrics`, `alarms`
+//! and `logs`.
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
@@ -27,6 +27,52 @@ pub(crate) async fn call_with_body(
     token: &str,
     body: Option<&Value>,
 ) -> anyhow::Result<(u16, Value)> {
+    let response = send(method, base, path, token, body).await?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .context("reading the admin API's answer")?
+        .to_bytes();
+    let value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    if status == 401 {
+        bail!("the admin API refused the token (set --token or GATEHOUSE_ADMIN_TOKEN)");
+    }
+    Ok((status, value))
+}
+
+/// A `GET` whose answer is read as it arrives (a server-sent-event stream); any status but 200
+/// is an error carrying the API's message.
+pub(crate) async fn stream(
+    base: &str,
+    path: &str,
+    token: &str,
+) -> anyhow::Result<hyper::body::Incoming> {
+    let response = send(Method::GET, base, path, token, None).await?;
+    let status = response.status().as_u16();
+    if status == 200 {
+        return Ok(response.into_body());
+    }
+    if status == 401 {
+        bail!("the admin API refused the token (set --token or GATEHOUSE_ADMIN_TOKEN)");
+    }
+    let bytes = response.into_body().collect().await?.to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    match body["message"].as_str() {
+        Some(message) => bail!("{message}"),
+        None => bail!("the admin API answered HTTP {status}"),
+    }
+}
+
+async fn send(
+    method: Method,
+    base: &str,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
     let url = format!("{}{path}", base.trim_end_matches('/'));
     let mut request = Request::builder()
         .method(method)
@@ -41,22 +87,9 @@ pub(crate) async fn call_with_body(
         .with_context(|| format!("invalid admin URL '{base}'"))?;
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
-    let response = client.request(request).await.with_context(|| {
+    client.request(request).await.with_context(|| {
         format!("cannot reach the admin API at {base} (is the gateway running? see --admin)")
-    })?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .context("reading the admin API's answer")?
-        .to_bytes();
-    let value = serde_json::from_slice(&body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
-    if status == 401 {
-        bail!("the admin API refused the token (set --token or GATEHOUSE_ADMIN_TOKEN)");
-    }
-    Ok((status, value))
+    })
 }
 
 pub(crate) async fn reload(base: &str, token: &str) -> anyhow::Result<()> {

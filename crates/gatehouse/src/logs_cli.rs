@@ -4,16 +4,12 @@
 //! admin API's server-sent events and prints one event per line until interrupted.
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
-use http::{Method, Request, header};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::Method;
+use http_body_util::BodyExt;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
-use crate::admin_client::call;
+use crate::admin_client::{call, call_with_body, stream};
 use crate::{LogsCommand, Output};
 
 /// The widest a table cell is printed; longer values are cut with `…` (JSON output is whole).
@@ -197,68 +193,9 @@ fn cell_text(value: &Value) -> String {
     }
 }
 
-/// Sends a request with an optional JSON body and returns the status and the JSON answer.
-async fn send(
-    method: Method,
-    base: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> anyhow::Result<(u16, Value)> {
-    let url = format!("{}{path}", base.trim_end_matches('/'));
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let request = Request::builder()
-        .method(method)
-        .uri(&url)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(payload)))
-        .with_context(|| format!("invalid admin URL '{base}'"))?;
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let response = client.request(request).await.with_context(|| {
-        format!("cannot reach the admin API at {base} (is the gateway running? see --admin)")
-    })?;
-    let status = response.status().as_u16();
-    if status == 401 {
-        bail!("the admin API refused the token (set --token or GATEHOUSE_ADMIN_TOKEN)");
-    }
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .context("reading the admin API's answer")?
-        .to_bytes();
-    let value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    Ok((status, value))
-}
-
 /// Follows the server-sent events of a tail and prints each event as it arrives.
 async fn follow(base: &str, path: &str, token: &str, output: Output) -> anyhow::Result<()> {
-    let url = format!("{}{path}", base.trim_end_matches('/'));
-    let request = Request::builder()
-        .method(Method::GET)
-        .uri(&url)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::ACCEPT, "text/event-stream")
-        .body(Full::new(Bytes::new()))
-        .with_context(|| format!("invalid admin URL '{base}'"))?;
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let response = client.request(request).await.with_context(|| {
-        format!("cannot reach the admin API at {base} (is the gateway running? see --admin)")
-    })?;
-    let status = response.status().as_u16();
-    if status != 200 {
-        let bytes = response.into_body().collect().await?.to_bytes();
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if status == 401 {
-            bail!("the admin API refused the token (set --token or GATEHOUSE_ADMIN_TOKEN)");
-        }
-        bail!("{}", message(&body, status));
-    }
-    let mut body = response.into_body();
+    let mut body = stream(base, path, token).await?;
     let mut parser = SseParser::default();
     while let Some(frame) = body.frame().await {
         let frame = frame.context("the tail stream broke")?;

@@ -62,6 +62,30 @@ fn eventually(
     }
 }
 
+/// Waits until the gateway counts `followers` live-tail followers.
+async fn wait_for_followers(client: &reqwest::Client, gatehouse: &Gatehouse, followers: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status: Value = client
+            .get(gatehouse.admin_url("/admin/status"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["logs"]["tailFollowers"] == followers {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never {followers} followers: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn rows(answer: &Value) -> Vec<Vec<Value>> {
     answer["rows"]
         .as_array()
@@ -104,26 +128,7 @@ async fn access_and_execution_logs_are_stored_queried_tailed_and_counted() {
     });
     // The tail subscribes when its request arrives; wait until the gateway counts it.
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status: Value = client
-            .get(gatehouse.admin_url("/admin/status"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if status["logs"]["tailFollowers"] == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the tail never connected: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_followers(&client, &gatehouse, 1).await;
 
     for i in 0..10 {
         let response = client
@@ -171,26 +176,7 @@ async fn access_and_execution_logs_are_stored_queried_tailed_and_counted() {
     let _ = tail.kill();
     let _ = tail.wait();
     // The gateway lets go of a follower as soon as it disconnects.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status: Value = client
-            .get(gatehouse.admin_url("/admin/status"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if status["logs"]["tailFollowers"] == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the follower was never released: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_followers(&client, &gatehouse, 0).await;
 
     // Counts by status over every access log (the 404s are in access/_unrouted).
     let by_status = eventually(
