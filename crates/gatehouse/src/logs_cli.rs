@@ -34,12 +34,12 @@ pub(crate) async fn run(command: LogsCommand, base: &str, token: &str) -> anyhow
             if let Some(end) = end {
                 request["end"] = json!(end);
             }
-            let (status, body) = send(
+            let (status, body) = call_with_body(
                 Method::POST,
                 base,
                 "/admin/logs/query",
                 token,
-                Some(request),
+                Some(&request),
             )
             .await?;
             if status != 200 {
