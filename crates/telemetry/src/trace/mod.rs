@@ -35,7 +35,7 @@ pub const X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id
 
 /// The caller's trace context, from whichever header was valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Incoming {
+pub struct IncomingTrace {
     pub trace_id: [u8; 16],
     /// The caller's span; X-Ray callers may leave it out.
     pub parent_id: Option<[u8; 8]>,
@@ -51,12 +51,12 @@ pub struct Incoming {
 /// Reads the caller's trace context. `traceparent` takes precedence over `X-Amzn-Trace-Id`
 /// because it is the standard and carries a sampling decision always; more than one
 /// `traceparent` line is invalid (W3C §3.2). `None` when neither header is present and valid.
-pub fn read_incoming(headers: &HeaderMap) -> Option<Incoming> {
+pub fn read_incoming(headers: &HeaderMap) -> Option<IncomingTrace> {
     let mut lines = headers.get_all(TRACEPARENT).iter();
     if let (Some(line), None) = (lines.next(), lines.next())
         && let Some(parent) = parse_traceparent(line.as_bytes())
     {
-        return Some(Incoming {
+        return Some(IncomingTrace {
             trace_id: parent.trace_id,
             parent_id: Some(parent.parent_id),
             sampled: Some(parent.flags & FLAG_SAMPLED != 0),
@@ -65,7 +65,7 @@ pub fn read_incoming(headers: &HeaderMap) -> Option<Incoming> {
         });
     }
     let xray = parse_xray(headers.get(X_AMZN_TRACE_ID)?.as_bytes())?;
-    Some(Incoming {
+    Some(IncomingTrace {
         trace_id: xray.trace_id,
         parent_id: xray.parent_id,
         sampled: xray.sampled,
@@ -104,7 +104,11 @@ impl Tracer {
 
     /// Starts the gateway's part of the trace: continues `incoming` or starts a new trace, mints
     /// the gateway's span id and decides sampling.
-    pub fn start(&self, incoming: Option<&Incoming>, request: &SampleRequest<'_>) -> TraceContext {
+    pub fn start(
+        &self,
+        incoming: Option<&IncomingTrace>,
+        request: &SampleRequest<'_>,
+    ) -> TraceContext {
         let honoured = incoming
             .and_then(|incoming| incoming.sampled)
             .filter(|_| self.honour_incoming_sampled);
