@@ -2,11 +2,13 @@
 //! as the new parent, in both header formats; broken headers start a new trace without harming
 //! the request; every response and every record carries the trace id, rejections included.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use gatehouse_proxy::Runtime;
 use gatehouse_telemetry::TraceIds;
 use gatehouse_telemetry::trace::{
-    FLAG_SAMPLED, parse_traceparent, parse_xray, parse_xray_root, push_hex,
+    FLAG_SAMPLED, SamplingRule, parse_traceparent, parse_xray, parse_xray_root, push_hex,
 };
 use gatehouse_test_support::{GatewayHarness, Upstream, http_client};
 use http::HeaderMap;
@@ -264,4 +266,29 @@ async fn gateway_errors_carry_the_trace_id() {
         .expect("a 413 has a trace");
     assert_eq!(trace.parent_id, None);
     assert_response_names(&headers, &trace);
+}
+
+#[tokio::test]
+async fn a_swapped_runtime_brings_new_sampling_rules() {
+    let (mut harness, _upstream) = start("").await;
+    let traceparent = format!("00-{TRACE}-{CLIENT_SPAN}-01");
+    get(&harness, "/prod/echo/t", &[("traceparent", &traceparent)]).await;
+    let before = harness.only_record().await.trace.expect("a trace");
+    assert!(before.sampled);
+
+    let never = gatehouse_config::TracingSettings {
+        honour_incoming_sampled: false,
+        default_rule: SamplingRule::catch_all("default", 10_000, 0, 0.0),
+        ..Default::default()
+    };
+    let current = harness.gateway().runtime();
+    harness.gateway().swap(Runtime {
+        table: Arc::clone(&current.table),
+        limits: current.limits.clone(),
+        tracer: never.tracer(),
+    });
+    get(&harness, "/prod/echo/t", &[("traceparent", &traceparent)]).await;
+    let after = harness.only_record().await.trace.expect("a trace");
+    assert_eq!(after.trace_id, before.trace_id);
+    assert!(!after.sampled, "the reloaded rules decide");
 }
