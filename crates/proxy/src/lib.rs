@@ -19,6 +19,7 @@ mod phase;
 mod record;
 mod service;
 mod tls;
+mod trace;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

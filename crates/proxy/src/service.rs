@@ -20,10 +20,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use gatehouse_config::{ContextVar, Integration, Limits, Resolution, Route};
 use gatehouse_telemetry::execution::PhaseResult;
-use gatehouse_telemetry::trace::{
-    IncomingTrace, SampleRequest, TraceContext, Tracer, X_AMZN_TRACE_ID, read_incoming,
-    xray_response,
-};
+use gatehouse_telemetry::trace::{TraceContext, X_AMZN_TRACE_ID, read_incoming, xray_response};
 use gatehouse_telemetry::{
     Decisions, Exchange, ExchangeKind, IntegrationOutcome, RequestId, RouteLabels, Timing,
     new_request_id,
@@ -40,6 +37,7 @@ use crate::headers::X_REQUEST_ID;
 use crate::integration;
 use crate::phase::{PhaseContext, PhaseOutcome};
 use crate::record::Recorder;
+use crate::trace::TraceStart;
 
 /// The status recorded (never sent) when the client went away first, as nginx logs it.
 pub(crate) const STATUS_CLIENT_CLOSED: u16 = 499;
@@ -309,35 +307,6 @@ pub(crate) async fn handle(
             .insert(X_AMZN_TRACE_ID, xray_response(&trace.ids));
     }
     Ok(record_response_headers(response))
-}
-
-/// What the trace decision needs to know about a request, gathered before routing.
-struct TraceStart<'a> {
-    tracer: &'a Tracer,
-    incoming: Option<&'a IncomingTrace>,
-    host: &'a str,
-    method: &'a str,
-    path: &'a str,
-}
-
-impl TraceStart<'_> {
-    /// Decides the request's trace context and records its ids on the exchange. Requests that
-    /// matched no route are sampled with an empty api and stage.
-    fn start(&self, recorder: &mut Recorder, route: Option<&Route>) -> Option<TraceContext> {
-        if !self.tracer.is_enabled() {
-            return None;
-        }
-        let request = SampleRequest {
-            api: route.map_or("", |r| &r.api),
-            stage: route.map_or("", |r| &r.stage),
-            host: self.host,
-            method: self.method,
-            path: self.path,
-        };
-        let context = self.tracer.start(self.incoming, &request);
-        recorder.exchange().trace = Some(context.ids);
-        Some(context)
-    }
 }
 
 /// Under a data trace, keeps the final response headers for the execution log.

@@ -62,7 +62,7 @@ pub fn new_trace_id(epoch_seconds: u32) -> [u8; 16] {
     let mut id = [0; 16];
     id[..4].copy_from_slice(&epoch_seconds.to_be_bytes());
     id[4..12].copy_from_slice(&random_u64().to_be_bytes());
-    id[12..].copy_from_slice(&(random_u64() as u32 | 1).to_be_bytes());
+    id[12..].copy_from_slice(&(random_u64() as u32).to_be_bytes());
     id
 }
 
