@@ -21,6 +21,7 @@ mod one_alarm;
 mod routing;
 mod settings;
 mod template;
+mod tracing_config;
 mod validate;
 mod yaml;
 
@@ -49,6 +50,7 @@ pub use settings::{
     TelemetrySettings, TlsFiles,
 };
 pub use template::{ContextVar, Template, TemplateError};
+pub use tracing_config::{MAX_RULE_PRIORITY, TracingSettings};
 pub use validate::MIN_ADMIN_TOKEN_CHARS;
 
 use error::Diagnostics;

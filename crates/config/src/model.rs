@@ -27,6 +27,7 @@ const SECTIONS: &[&str] = &[
     "telemetry",
     "metrics",
     "alarms",
+    "tracing",
     "apis",
 ];
 
@@ -44,6 +45,7 @@ pub(crate) struct FileSpec {
     pub(crate) telemetry: TelemetrySpec,
     pub(crate) metrics: MetricsSpec,
     pub(crate) alarms: Vec<(usize, crate::alarms::AlarmSpecDoc)>,
+    pub(crate) tracing: crate::tracing_config::TracingSpec,
     pub(crate) apis: Vec<(usize, ApiDoc)>,
 }
 
@@ -378,6 +380,7 @@ pub(crate) fn decode_file(root: Value, diags: &mut Diagnostics<'_>) -> FileSpec 
             "logs" => file.logs = decode_or_default(value, "logs", diags),
             "telemetry" => file.telemetry = decode_or_default(value, "telemetry", diags),
             "metrics" => file.metrics = decode_or_default(value, "metrics", diags),
+            "tracing" => file.tracing = decode_or_default(value, "tracing", diags),
             "alarms" => {
                 file.alarms = (!value.is_null())
                     .then(|| decode_list(value, "alarms", diags, decode))

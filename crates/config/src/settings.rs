@@ -40,6 +40,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// Metric alarms.
     pub alarms: Vec<crate::alarms::AlarmSettings>,
+    /// Trace context and sampling.
+    pub tracing: crate::tracing_config::TracingSettings,
 }
 
 impl Settings {

@@ -100,6 +100,7 @@ pub(crate) fn settings(file: &FileSpec, base_dir: &Path, diags: &mut Diagnostics
             bus_capacity: file.telemetry.bus_capacity,
         },
         alarms: crate::alarms::validate(file.alarms.clone(), &custom_metrics, diags),
+        tracing: crate::tracing_config::validate(&file.tracing, diags),
         metrics: MetricsSettings {
             enabled: metrics.enabled,
             max_series: metrics.max_series,

@@ -114,6 +114,7 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
         Runtime {
             table: Arc::clone(&loaded.table),
             limits: settings.limits.clone(),
+            tracer: settings.tracing.tracer(),
         },
         Arc::new(bus.build()),
         Vec::new(),
@@ -434,6 +435,7 @@ impl Reloader {
         self.gateway.swap(Runtime {
             table: Arc::clone(&loaded.table),
             limits: loaded.settings.limits.clone(),
+            tracer: loaded.settings.tracing.tracer(),
         });
         let access_log_config = loaded.settings.access_log_config();
         match &self.access_log {

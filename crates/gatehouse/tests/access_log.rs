@@ -106,3 +106,32 @@ async fn stage_templates_and_unrouted_clf_reach_their_files_and_reload_swaps_for
     assert_eq!(lines(&prod_path).len(), 2);
     assert_eq!(lines(&unrouted_path).len(), 1);
 }
+
+/// The trace id the caller sent is the one in the access log, in both forms, and on the response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continued_trace_id_reaches_the_access_log_and_the_response() {
+    let template = r#"{"id":"$context.requestId","trace":"$context.traceId","xray":"$context.xrayTraceId","span":"$context.gatehouse.spanId"}"#;
+    let gatehouse = Gatehouse::start(&config(template), &[]);
+    let client = reqwest::Client::new();
+    let response = client
+        .get(gatehouse.url("/prod/hello"))
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-amzn-trace-id"],
+        "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736"
+    );
+    let prod = eventually_lines(&gatehouse.dir().join("logs/prod.log"), 1).await;
+    let line: serde_json::Value = serde_json::from_str(&prod[0]).unwrap();
+    assert_eq!(line["trace"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(line["xray"], "1-4bf92f35-77b34da6a3ce929d0e0e4736");
+    let span = line["span"].as_str().unwrap();
+    assert_eq!(span.len(), 16);
+    assert_ne!(span, "00f067aa0ba902b7", "the gateway logs its own span");
+}

@@ -19,6 +19,7 @@ mod phase;
 mod record;
 mod service;
 mod tls;
+mod trace;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use gatehouse_config::{Limits, RouteTable};
 use gatehouse_telemetry::Bus;
+use gatehouse_telemetry::trace::Tracer;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -55,11 +57,13 @@ pub enum ListenerError {
     UpstreamTls(#[from] rustls::Error),
 }
 
-/// What a reload swaps: the routing table and the limits, always together.
+/// What a reload swaps: the routing table, the limits and the tracing rules, always together.
 #[derive(Debug)]
 pub struct Runtime {
     pub table: Arc<RouteTable>,
     pub limits: Limits,
+    /// Trace context and sampling (`TracingSettings::tracer`).
+    pub tracer: Tracer,
 }
 
 /// The shared state of the data plane.
@@ -101,7 +105,7 @@ impl Gateway {
         }))
     }
 
-    /// Swaps in a new routing table and limits. Requests already routed finish on the old table.
+    /// Swaps in a new routing table, limits and tracing rules. Requests already routed finish on the old table.
     pub fn swap(&self, runtime: Runtime) {
         self.runtime.store(Arc::new(runtime));
     }

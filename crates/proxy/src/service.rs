@@ -3,6 +3,11 @@
 //! `handle` is what hyper calls for every request on every connection. It never fails: every
 //! outcome is a response (the gateway's own errors are JSON from [`crate::error`]) and every
 //! outcome yields exactly one exchange record through the [`Recorder`].
+//!
+//! Every request also gets a trace context (docs/tracing.md): the caller's headers are read at
+//! admission, and the gateway's span and sampling decision are made once the api and stage are
+//! known — or without them, for a request refused before routing — so that every record carries
+//! a trace id and every response an `X-Amzn-Trace-Id`.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -15,6 +20,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use gatehouse_config::{ContextVar, Integration, Limits, Resolution, Route};
 use gatehouse_telemetry::execution::PhaseResult;
+use gatehouse_telemetry::trace::{TraceContext, X_AMZN_TRACE_ID, read_incoming, xray_response};
 use gatehouse_telemetry::{
     Decisions, Exchange, ExchangeKind, IntegrationOutcome, RequestId, RouteLabels, Timing,
     new_request_id,
@@ -31,6 +37,7 @@ use crate::headers::X_REQUEST_ID;
 use crate::integration;
 use crate::phase::{PhaseContext, PhaseOutcome};
 use crate::record::Recorder;
+use crate::trace::TraceStart;
 
 /// The status recorded (never sent) when the client went away first, as nginx logs it.
 pub(crate) const STATUS_CLIENT_CLOSED: u16 = 499;
@@ -65,6 +72,8 @@ pub(crate) struct RequestScope<'a> {
     pub(crate) request_id: &'a RequestId,
     pub(crate) limits: &'a Limits,
     pub(crate) received_at: SystemTime,
+    /// The trace context to propagate upstream; `None` when tracing is off.
+    pub(crate) trace: Option<&'a TraceContext>,
 }
 
 impl RequestScope<'_> {
@@ -157,18 +166,33 @@ pub(crate) async fn handle(
         Some(Arc::clone(&conn.activity)),
     );
     let runtime = gateway.runtime.load_full();
+    let host_name = host.as_ref().and_then(|h| h.to_str().ok());
+    // The caller's trace context; an invalid header reads as none and starts a new trace.
+    let incoming = if runtime.tracer.is_enabled() {
+        read_incoming(&parts.headers)
+    } else {
+        None
+    };
+    let trace_start = TraceStart {
+        tracer: &runtime.tracer,
+        incoming: incoming.as_ref(),
+        host: host_name.unwrap_or_default(),
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+    };
 
     // Phase 1, admission: limits that apply before anything else looks at the request.
     if let Err(error) = admit(&parts, host.as_ref(), &runtime.limits) {
+        trace_start.start(&mut recorder, None);
         return Ok(reply_error(recorder, error, &request_id, None));
     }
 
     // Routing: (host, path, method) to api, stage and route, on the table this request started with.
-    let host_name = host.as_ref().and_then(|h| h.to_str().ok());
     let uri = parts.uri.clone();
     let (route, params) = match runtime.table.resolve(host_name, &parts.method, uri.path()) {
         Resolution::Matched { route, params } => (route, params),
         Resolution::MethodNotAllowed { allow } => {
+            trace_start.start(&mut recorder, None);
             let allow = HeaderValue::from_str(allow).ok();
             return Ok(reply_error(
                 recorder,
@@ -178,6 +202,7 @@ pub(crate) async fn handle(
             ));
         }
         Resolution::NotFound => {
+            trace_start.start(&mut recorder, None);
             return Ok(reply_error(
                 recorder,
                 GatewayError::RouteNotFound,
@@ -197,6 +222,7 @@ pub(crate) async fn handle(
             resource_path: Arc::clone(&route.resource_path),
         });
     }
+    let trace = trace_start.start(&mut recorder, Some(route));
     if route.execution_log.is_enabled() {
         recorder.start_execution(route, &params, &parts.headers);
     }
@@ -258,6 +284,7 @@ pub(crate) async fn handle(
         request_id: &request_id,
         limits: &runtime.limits,
         received_at,
+        trace: trace.as_ref(),
     };
     let mut response = match &route.integration {
         Integration::Http(http) => {
@@ -270,9 +297,14 @@ pub(crate) async fn handle(
             integration::websocket::upgrade(&scope, ws, parts, body, &params, recorder).await
         }
     };
-    // Phase 7, the response: every answer carries the request id.
+    // Phase 7, the response: every answer carries the request id and the trace id.
     if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
         response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    if let Some(trace) = &trace {
+        response
+            .headers_mut()
+            .insert(X_AMZN_TRACE_ID, xray_response(&trace.ids));
     }
     Ok(record_response_headers(response))
 }
@@ -362,10 +394,11 @@ pub(crate) fn reply_error(
     allow: Option<HeaderValue>,
 ) -> Response<ResponseBody> {
     let status = error.status();
-    {
+    let trace = {
         let exchange = recorder.exchange();
         exchange.status = status.as_u16();
-    }
+        exchange.trace
+    };
     recorder.set_error(error.class(), error.message());
     let body = error_body(error.message(), request_id);
     let mut response = Response::new(ResponseBody::full(body, Some(recorder)));
@@ -381,6 +414,9 @@ pub(crate) fn reply_error(
     if let Some(allow) = allow {
         headers.insert(header::ALLOW, allow);
     }
+    if let Some(trace) = &trace {
+        headers.insert(X_AMZN_TRACE_ID, xray_response(trace));
+    }
     response
 }
 
@@ -392,6 +428,7 @@ fn reply_from_phase(
 ) -> Response<ResponseBody> {
     let status = response.status();
     recorder.exchange().status = status.as_u16();
+    let trace = recorder.exchange().trace;
     // A cache hit is an answer, not an error; a 403 or 429 from a phase is a rejection.
     if status.is_client_error() || status.is_server_error() {
         recorder.set_error(
@@ -402,6 +439,9 @@ fn reply_from_phase(
     let (mut parts, body) = response.into_parts();
     if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
         parts.headers.insert(X_REQUEST_ID, value);
+    }
+    if let Some(trace) = &trace {
+        parts.headers.insert(X_AMZN_TRACE_ID, xray_response(trace));
     }
     Response::from_parts(parts, ResponseBody::full(body, Some(recorder)))
 }

@@ -219,6 +219,7 @@ apis:
     let runtime = Runtime {
         table: loaded.table,
         limits: loaded.settings.limits.clone(),
+        tracer: loaded.settings.tracing.tracer(),
     };
     let gateway = Gateway::new(runtime, Arc::new(bus.build()), vec![]).unwrap();
     let listener = Listener::bind(loaded.settings.listeners[0].clone())
@@ -868,6 +869,36 @@ async fn fifty_concurrent_connections_each_get_their_own_record() {
         }
         assert!(ids.is_empty());
         h.assert_no_other_record().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_continues_the_callers_trace() {
+    bounded(async {
+        let mut h = start(&[]).await;
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let traceparent = format!("00-{trace}-00f067aa0ba902b7-01");
+        let (mut ws, headers) = h
+            .connect_with("/ws/echo", &[("traceparent", &traceparent)])
+            .await;
+        let root = "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736";
+        assert_eq!(headers["x-amzn-trace-id"], root);
+        let (_, upstream_headers) = h.upstream.handshake().await;
+        close_normally(&mut ws).await;
+        let record = h.record().await;
+        let ids = record.trace.expect("a WebSocket record has a trace");
+        let mut span = Vec::new();
+        gatehouse_telemetry::trace::push_hex(&mut span, &ids.span_id);
+        let span = String::from_utf8(span).unwrap();
+        assert_eq!(
+            upstream_headers["traceparent"],
+            format!("00-{trace}-{span}-01").as_str()
+        );
+        assert_eq!(
+            upstream_headers["x-amzn-trace-id"],
+            format!("{root};Parent={span};Sampled=1").as_str()
+        );
     })
     .await;
 }

@@ -30,11 +30,14 @@ pub struct RouteLabels {
     pub resource_path: Arc<str>,
 }
 
-/// Trace and span ids; the tracing phase fills them in.
+/// Trace and span ids (`crate::trace` decides them at admission).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceIds {
     pub trace_id: [u8; 16],
+    /// The gateway's own span: the parent the upstream sees.
     pub span_id: [u8; 8],
+    /// The caller's span, when the gateway continued a trace that named one.
+    pub parent_id: Option<[u8; 8]>,
     pub sampled: bool,
 }
 

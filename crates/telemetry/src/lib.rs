@@ -2,7 +2,7 @@
 //! connection yields exactly once, the bounded [`Bus`] that carries those records off the request
 //! path, and the consumers that turn them into something a person reads (the access log, rendered
 //! from `$context.*` templates, and per-minute metrics; traces and stream sinks subscribe to the
-//! same bus in later work).
+//! same bus in later work), and the trace context every request carries (`trace`).
 //!
 //! **Architecture invariant:** the request path never waits on telemetry. [`Bus::publish`] never
 //! blocks or awaits; a full queue drops the record and counts the drop per consumer.
@@ -13,6 +13,7 @@ mod exchange;
 pub mod execution;
 pub mod metrics;
 mod request_id;
+pub mod trace;
 
 pub use access_log::{AccessLogConfig, AccessLogFormat, AccessLogHandle, AccessLogWriter, LogSink};
 pub use bus::{Bus, BusBuilder, ConsumerStats};

@@ -111,6 +111,7 @@ impl HarnessBuilder {
         let runtime = Runtime {
             table,
             limits: loaded.settings.limits,
+            tracer: loaded.settings.tracing.tracer(),
         };
         let gateway =
             Gateway::new(runtime, Arc::new(bus.build()), self.phases).expect("gateway starts");

@@ -16,7 +16,7 @@ fn load_error_table() {
             "unknown top-level section",
             "listners: []\n".to_owned(),
             vec![
-                "1:1: listners: unknown field `listners`, expected one of `listeners`, `limits`, `admin`, `data_dir`, `access_log`, `execution_log`, `logs`, `telemetry`, `metrics`, `alarms`, `apis`",
+                "1:1: listners: unknown field `listners`, expected one of `listeners`, `limits`, `admin`, `data_dir`, `access_log`, `execution_log`, `logs`, `telemetry`, `metrics`, `alarms`, `tracing`, `apis`",
             ],
         ),
         (

@@ -7,6 +7,7 @@ mod logging;
 mod one_alarm;
 mod routing;
 mod templates;
+mod tracing;
 mod validation;
 
 use std::path::Path;

@@ -130,6 +130,9 @@ pub(crate) async fn forward(
         if let Ok(value) = HeaderValue::from_str(scope.request_id.as_str()) {
             headers.insert(X_REQUEST_ID, value);
         }
+        if let Some(trace) = scope.trace {
+            trace.propagate(headers);
+        }
         apply(&integration.request_headers, headers, params, &context);
     }
     let method = parts.method.clone();

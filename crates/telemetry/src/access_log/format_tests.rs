@@ -26,6 +26,7 @@ fn full() -> Exchange {
     ex.trace = Some(TraceIds {
         trace_id: *b"\x5f\x84\xc7\xa1\x12\x34\x56\x78\x9a\xbc\xde\xf0\x01\x23\x45\x67",
         span_id: *b"\x53\x99\x5c\x3f\x42\xcd\x8a\xd8",
+        parent_id: None,
         sampled: true,
     });
     ex.canary = true;

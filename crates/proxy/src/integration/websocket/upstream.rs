@@ -161,6 +161,9 @@ fn handshake_request(
     if let Ok(value) = HeaderValue::from_str(scope.request_id.as_str()) {
         headers.insert(X_REQUEST_ID, value);
     }
+    if let Some(trace) = scope.trace {
+        trace.propagate(&mut headers);
+    }
     if let Some(authority) = uri
         .authority()
         .and_then(|a| HeaderValue::from_str(a.as_str()).ok())

@@ -1,0 +1,194 @@
+//! Trace context: which trace a request belongs to, whether it is sampled, and the headers that
+//! carry both to the upstream and back to the client (docs/tracing.md).
+//!
+//! At admission the data plane reads the caller's context ([`read_incoming`]): a valid W3C
+//! `traceparent` wins, else a valid `X-Amzn-Trace-Id`, else there is none and a new trace starts.
+//! Once the request is routed, [`Tracer::start`] mints the gateway's own span id (the new parent
+//! for the upstream), decides sampling — the caller's decision if it made one and the
+//! configuration honours it, else the [`Sampler`]'s rules — and returns the [`TraceContext`] whose
+//! ids go on the `Exchange` of every request, sampled or not, as X-Ray logs a trace id for every
+//! request. Invalid headers are ignored; they never fail a request.
+//!
+//! Spans, the trace store, OTLP trace export and the service graph are later work; they will read
+//! the ids this module puts on each `Exchange`.
+
+mod context;
+mod ids;
+mod sampling;
+mod tracestate;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+pub use context::{
+    FLAG_RANDOM, FLAG_SAMPLED, TraceParent, XrayHeader, format_traceparent, format_xray,
+    parse_traceparent, parse_xray, parse_xray_root, push_xray_root,
+};
+pub use ids::{epoch_seconds, new_span_id, new_trace_id, push_hex, random_u64, xorshift64star};
+pub use sampling::{SampleRequest, Sampled, Sampler, SamplingRule, glob_match};
+pub use tracestate::sanitize as sanitize_tracestate;
+
+use crate::TraceIds;
+
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+pub const X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
+
+/// The caller's trace context, from whichever header was valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingTrace {
+    pub trace_id: [u8; 16],
+    /// The caller's span; X-Ray callers may leave it out.
+    pub parent_id: Option<[u8; 8]>,
+    /// The caller's sampling decision, if it made one (`traceparent` always does; X-Ray's
+    /// `Sampled=?` or no `Sampled` does not).
+    pub sampled: Option<bool>,
+    /// W3C level 2's random-trace-id flag as received; X-Ray ids never claim it.
+    pub random: bool,
+    /// The cleaned `tracestate`, kept only with a valid `traceparent`, as the spec requires.
+    pub tracestate: Option<HeaderValue>,
+}
+
+/// Reads the caller's trace context. `traceparent` takes precedence over `X-Amzn-Trace-Id`
+/// because it is the standard and carries a sampling decision always; more than one
+/// `traceparent` line is invalid (W3C §3.2). `None` when neither header is present and valid.
+pub fn read_incoming(headers: &HeaderMap) -> Option<IncomingTrace> {
+    let mut lines = headers.get_all(TRACEPARENT).iter();
+    if let (Some(line), None) = (lines.next(), lines.next())
+        && let Some(parent) = parse_traceparent(line.as_bytes())
+    {
+        return Some(IncomingTrace {
+            trace_id: parent.trace_id,
+            parent_id: Some(parent.parent_id),
+            sampled: Some(parent.flags & FLAG_SAMPLED != 0),
+            random: parent.flags & FLAG_RANDOM != 0,
+            tracestate: sanitize_tracestate(headers.get_all(TRACESTATE).iter()),
+        });
+    }
+    let xray = parse_xray(headers.get(X_AMZN_TRACE_ID)?.as_bytes())?;
+    Some(IncomingTrace {
+        trace_id: xray.trace_id,
+        parent_id: xray.parent_id,
+        sampled: xray.sampled,
+        random: false,
+        tracestate: None,
+    })
+}
+
+/// The compiled tracing configuration: whether to trace at all, whose sampling decision counts,
+/// and the rules.
+#[derive(Debug)]
+pub struct Tracer {
+    enabled: bool,
+    honour_incoming_sampled: bool,
+    sampler: Sampler,
+}
+
+impl Tracer {
+    pub fn new(enabled: bool, honour_incoming_sampled: bool, sampler: Sampler) -> Self {
+        Self {
+            enabled,
+            honour_incoming_sampled,
+            sampler,
+        }
+    }
+
+    /// Tracing on, with X-Ray's defaults.
+    pub fn with_defaults() -> Self {
+        Self::new(true, true, Sampler::new(Vec::new(), None))
+    }
+
+    /// When off, the gateway neither reads nor writes trace headers and records no trace ids.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Starts the gateway's part of the trace: continues `incoming` or starts a new trace, mints
+    /// the gateway's span id and decides sampling.
+    pub fn start(
+        &self,
+        incoming: Option<&IncomingTrace>,
+        request: &SampleRequest<'_>,
+    ) -> TraceContext {
+        let honoured = incoming
+            .and_then(|incoming| incoming.sampled)
+            .filter(|_| self.honour_incoming_sampled);
+        let sampled = honoured.unwrap_or_else(|| self.sampler.decide(request).is_sampled());
+        let span_id = new_span_id();
+        match incoming {
+            Some(incoming) => TraceContext {
+                ids: TraceIds {
+                    trace_id: incoming.trace_id,
+                    span_id,
+                    parent_id: incoming.parent_id,
+                    sampled,
+                },
+                random: incoming.random,
+                tracestate: incoming.tracestate.clone(),
+            },
+            None => TraceContext {
+                ids: TraceIds {
+                    trace_id: new_trace_id(epoch_seconds()),
+                    span_id,
+                    parent_id: None,
+                    sampled,
+                },
+                random: true,
+                tracestate: None,
+            },
+        }
+    }
+}
+
+/// The gateway's trace context for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    pub ids: TraceIds,
+    /// The W3C random-trace-id flag to propagate.
+    pub random: bool,
+    pub tracestate: Option<HeaderValue>,
+}
+
+impl TraceContext {
+    /// `traceparent` for the upstream: this trace, the gateway's span as the parent.
+    pub fn traceparent(&self) -> HeaderValue {
+        let mut flags = 0;
+        if self.ids.sampled {
+            flags |= FLAG_SAMPLED;
+        }
+        if self.random {
+            flags |= FLAG_RANDOM;
+        }
+        format_traceparent(&self.ids.trace_id, &self.ids.span_id, flags)
+    }
+
+    /// `X-Amzn-Trace-Id` for the upstream: `Root=…;Parent={gateway span};Sampled=0|1`.
+    pub fn xray_upstream(&self) -> HeaderValue {
+        format_xray(
+            &self.ids.trace_id,
+            Some(&self.ids.span_id),
+            Some(self.ids.sampled),
+        )
+    }
+
+    /// Replaces whatever trace headers the client sent with the gateway's.
+    pub fn propagate(&self, headers: &mut HeaderMap) {
+        headers.insert(TRACEPARENT, self.traceparent());
+        headers.insert(X_AMZN_TRACE_ID, self.xray_upstream());
+        match &self.tracestate {
+            Some(state) => {
+                headers.insert(TRACESTATE, state.clone());
+            }
+            None => {
+                headers.remove(TRACESTATE);
+            }
+        }
+    }
+}
+
+/// `X-Amzn-Trace-Id: Root=…` for the response, as API Gateway answers it.
+pub fn xray_response(ids: &TraceIds) -> HeaderValue {
+    format_xray(&ids.trace_id, None, None)
+}
+
+#[cfg(test)]
+mod tests;
