@@ -120,3 +120,127 @@ impl TracesStatus {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::{Duration, SystemTime};
+
+    use gatehouse_admin::{ApiError, TracesQuery};
+    use gatehouse_store::StoreConfig;
+    use gatehouse_telemetry::{
+        Decisions, ExchangeKind, IntegrationOutcome, RouteLabels, Timing, TraceIds, new_request_id,
+    };
+
+    use super::*;
+
+    fn exchange(trace: Option<TraceIds>, status: u16) -> Exchange {
+        Exchange {
+            kind: ExchangeKind::Http,
+            request_id: new_request_id(),
+            trace,
+            listener: Arc::from("public"),
+            route: Some(RouteLabels {
+                api: Arc::from("shop"),
+                api_version: Arc::from("v1"),
+                stage: Arc::from("prod"),
+                resource_path: Arc::from("/items/{id}"),
+            }),
+            canary: false,
+            method: Some(http::Method::GET),
+            host: None,
+            path: "/prod/items/7".into(),
+            protocol: http::Version::HTTP_11,
+            tls: false,
+            client: "127.0.0.1:4000".parse().unwrap(),
+            user_agent: None,
+            status,
+            error: None,
+            error_message: None,
+            integration: IntegrationOutcome {
+                kind: Some("mock"),
+                status: Some(status),
+                error: None,
+            },
+            decisions: Decisions::default(),
+            bytes_in: 0,
+            bytes_out: 6,
+            timing: Timing {
+                received_at: SystemTime::now(),
+                routed: Some(Duration::from_micros(100)),
+                integration_start: Some(Duration::from_micros(200)),
+                integration_response: Some(Duration::from_micros(900)),
+                integration_end: Some(Duration::from_millis(1)),
+                done: Duration::from_millis(2),
+            },
+            websocket: None,
+            execution: None,
+        }
+    }
+
+    /// The path a traced exchange takes in the binary: bus queue → recorder → store → admin
+    /// answers, with hand-built exchanges since the data plane does not fill trace ids yet.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sampled_traced_exchanges_reach_the_store_and_the_admin_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let traces = TracesRuntime::start(store.clone(), rx).await.unwrap();
+        let status = traces.status();
+        let ids = |n: u8, sampled| TraceIds {
+            trace_id: [n; 16],
+            span_id: [n; 8],
+            sampled,
+        };
+        for e in [
+            exchange(Some(ids(1, true)), 200),
+            exchange(Some(ids(2, true)), 503),
+            exchange(Some(ids(3, false)), 200),
+            exchange(None, 200),
+        ] {
+            tx.send(Arc::new(e)).await.unwrap();
+        }
+        drop(tx);
+        tokio::task::spawn_blocking(move || traces.join())
+            .await
+            .unwrap();
+        store.flush().unwrap();
+
+        let counters = status.json();
+        assert_eq!(counters["requestsTraced"], 2, "{counters}");
+        assert_eq!(counters["requestsSkipped"], 2, "{counters}");
+        assert_eq!(counters["spansStored"], 4, "{counters}");
+
+        let trace = crate::traces_api::trace(&store, "1-02020202-020202020202020202020202".into())
+            .await
+            .unwrap();
+        let names: Vec<&str> = trace["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["GET /items/{id}", "mock"]);
+        assert_eq!(trace["spans"][0]["classification"], "fault");
+        assert_eq!(trace["spans"][0]["attributes"]["http.route"], "/items/{id}");
+        assert_eq!(trace["spans"][1]["parentSpanId"], "0202020202020202");
+        let waterfall = crate::traces_cli::waterfall(&trace);
+        assert!(waterfall.contains("  mock"), "{waterfall}");
+
+        let unsampled = crate::traces_api::trace(&store, "03".repeat(16)).await;
+        assert!(matches!(unsampled, Err(ApiError::NotFound(_))));
+
+        let query = TracesQuery {
+            fault: Some(true),
+            since: Some("1h".into()),
+            ..TracesQuery::default()
+        };
+        let found = crate::traces_api::search(&store, query).await.unwrap();
+        let found = found["traces"].as_array().unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0]["traceId"], "02".repeat(16));
+        assert_eq!(found[0]["spans"], 2);
+        store.close();
+    }
+}
