@@ -129,9 +129,9 @@ pub fn spans_from_exchange(exchange: &Exchange) -> Vec<Span> {
                 span.status = SpanStatus::Error;
             }
         }
-        if exchange.integration.error.is_some()
-            || exchange.integration.status.is_none() && exchange.error.is_some()
-        {
+        // The integration failed (connect, reset, timeout): X-Ray calls that a fault whatever
+        // the status the gateway then answered with.
+        if exchange.integration.error.is_some() {
             let error_type = exchange.error.map_or("integration_error", |e| e.as_str());
             span.attributes
                 .push((attr::ERROR_TYPE.into(), str(error_type)));
