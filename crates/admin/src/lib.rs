@@ -14,6 +14,9 @@
 //! - `GET /admin/alarms`, `GET /admin/alarms/history`: alarm states and their changes.
 //! - `GET /admin/logs/groups`, `POST /admin/logs/query`, `GET /admin/logs/tail` (server-sent
 //!   events): the log store.
+//! - `GET /admin/traces/{id}` (W3C or X-Ray trace id; 400 if malformed, 404 if unknown) and
+//!   `GET /admin/traces?api=&stage=&route=&status=&fault=true&min_duration=200ms&since=1h&limit=`:
+//!   the trace store.
 //! - `GET`, `PUT`, `DELETE /admin/alarms/{name}`: one alarm; `PUT` creates (201) or replaces
 //!   (200) an alarm from a JSON body with the config file's alarm fields, 400 with the list of
 //!   errors if it is invalid; config-file alarms answer 409 to `PUT` and `DELETE`.
@@ -34,6 +37,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 mod logs;
+mod traces;
 
 /// A boxed future borrowed from the controller.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -82,6 +86,27 @@ pub struct TailQuery {
     pub group: Option<String>,
     /// A filter expression, as after `filter` in a query.
     pub filter: Option<String>,
+}
+
+/// A trace search as the admin API receives it (query string of `GET /admin/traces`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracesQuery {
+    pub api: Option<String>,
+    pub stage: Option<String>,
+    /// A route template as in the config, e.g. `/pets/{id}`.
+    pub route: Option<String>,
+    pub status: Option<u16>,
+    /// `true`: only faults (5xx).
+    pub fault: Option<bool>,
+    /// The shortest request listed, e.g. `200ms`, `1s`.
+    pub min_duration: Option<String>,
+    /// Unix seconds or RFC 3339.
+    pub start: Option<String>,
+    pub end: Option<String>,
+    /// A duration back from now (`15m`, `1h`, `2d`), instead of `start`.
+    pub since: Option<String>,
+    pub limit: Option<usize>,
 }
 
 /// One item of a live tail.
@@ -187,6 +212,16 @@ pub trait Control: Send + Sync + 'static {
         Err(ApiError::Unavailable("the log store is disabled".into()))
     }
 
+    /// One trace by id (W3C or X-Ray form), its spans in start order.
+    fn trace(&self, _id: String) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async { Err(ApiError::Unavailable("the trace store is disabled".into())) })
+    }
+
+    /// The stored requests matching a search, newest first.
+    fn search_traces(&self, _query: TracesQuery) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async { Err(ApiError::Unavailable("the trace store is disabled".into())) })
+    }
+
     /// One alarm: its definition and state.
     fn alarm(&self, _name: String) -> BoxFuture<'_, Result<Value, ApiError>> {
         alarms_need_metrics()
@@ -229,6 +264,7 @@ pub fn router(control: Arc<dyn Control>, token: &str) -> Router {
         .route("/admin/alarms", get(alarms))
         .route("/admin/alarms/history", get(alarm_history))
         .merge(logs::routes())
+        .merge(traces::routes())
         .route(
             "/admin/alarms/{name}",
             get(alarm).put(put_alarm).delete(delete_alarm),

@@ -29,7 +29,7 @@ fn now_ms() -> i64 {
 
 /// The `[start, end)` range of a request in Unix milliseconds: `start`/`end` as Unix seconds or
 /// RFC 3339, or `since` back from now (one hour when nothing is given).
-fn time_range(
+pub(crate) fn time_range(
     start: Option<&str>,
     end: Option<&str>,
     since: Option<&str>,

@@ -16,6 +16,9 @@ mod metrics_api;
 mod metrics_cli;
 mod serve;
 mod tail;
+mod traces_api;
+mod traces_cli;
+mod traces_runtime;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -114,6 +117,13 @@ enum Command {
     Logs {
         #[command(subcommand)]
         command: LogsCommand,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Show a running gateway's stored traces: one as a waterfall, or a search.
+    Traces {
+        #[command(subcommand)]
+        command: traces_cli::TracesCommand,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -344,6 +354,9 @@ fn main() -> ExitCode {
             }
             Command::Logs { command, admin } => {
                 logs_cli::run(command, &admin.url, &admin.token()?).await
+            }
+            Command::Traces { command, admin } => {
+                traces_cli::run(command, &admin.url, &admin.token()?).await
             }
             Command::Validate { .. } => unreachable!("handled above"),
         }

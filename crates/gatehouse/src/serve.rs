@@ -21,6 +21,7 @@ use gatehouse_telemetry::{AccessLogConfig, AccessLogHandle, AccessLogWriter, Bus
 use serde_json::{Value, json};
 
 use crate::logs_runtime::LogsRuntime;
+use crate::traces_runtime::{TracesRuntime, TracesStatus};
 use tokio_util::sync::CancellationToken;
 
 /// Where the config comes from: a file (re-read on every reload) or text built in (the demo).
@@ -64,6 +65,7 @@ pub(crate) struct Running {
     admin_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     access_log: Option<AccessLogWriter>,
     metrics: Option<MetricsRuntime>,
+    traces: Option<TracesRuntime>,
     store: Option<Store>,
 }
 
@@ -110,6 +112,10 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
         }
         _ => None,
     };
+    let traces = match &store {
+        Some(store) => Some(TracesRuntime::start(store.clone(), bus.subscribe("traces")).await?),
+        None => None,
+    };
     let gateway = Gateway::new(
         Runtime {
             table: Arc::clone(&loaded.table),
@@ -135,6 +141,7 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
         access_log: access_log.as_ref().map(AccessLogWriter::handle),
         metrics: metrics.clone(),
         logs,
+        traces: traces.as_ref().map(TracesRuntime::status),
         current: Mutex::new(loaded),
         started: Instant::now(),
         reloading: tokio::sync::Mutex::new(()),
@@ -170,6 +177,7 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
         admin_task,
         access_log,
         metrics,
+        traces,
         store,
     })
 }
@@ -315,6 +323,11 @@ impl Running {
             let joined = tokio::task::spawn_blocking(move || writer.join());
             let _ = tokio::time::timeout(Duration::from_secs(2), joined).await;
         }
+        if let Some(traces) = self.traces {
+            // The recorder hands over its last spans once every bus sender is gone.
+            let joined = tokio::task::spawn_blocking(move || traces.join());
+            let _ = tokio::time::timeout(Duration::from_secs(2), joined).await;
+        }
         if let Some(metrics) = self.metrics {
             // The aggregator writes its open minutes when the bus closes; then the store commits.
             let closed = tokio::task::spawn_blocking(move || {
@@ -368,6 +381,12 @@ fn logs_disabled() -> gatehouse_admin::ApiError {
     )
 }
 
+fn traces_disabled() -> gatehouse_admin::ApiError {
+    gatehouse_admin::ApiError::Unavailable(
+        "the trace store is off (it needs the store: metrics or a store log destination)".into(),
+    )
+}
+
 fn disabled() -> gatehouse_admin::ApiError {
     gatehouse_admin::ApiError::Unavailable(
         "metrics are disabled in the config (metrics.enabled)".into(),
@@ -382,6 +401,8 @@ pub(crate) struct Reloader {
     metrics: Option<MetricsRuntime>,
     /// The log store's runtime, when the store is open.
     logs: Option<LogsRuntime>,
+    /// The trace recorder's counters and store, when the store is open.
+    traces: Option<TracesStatus>,
     current: Mutex<Loaded>,
     started: Instant,
     /// One reload at a time.
@@ -616,6 +637,30 @@ impl gatehouse_admin::Control for Reloader {
         }
     }
 
+    fn trace(
+        &self,
+        id: String,
+    ) -> gatehouse_admin::BoxFuture<'_, Result<Value, gatehouse_admin::ApiError>> {
+        Box::pin(async move {
+            match &self.traces {
+                Some(traces) => crate::traces_api::trace(traces.store(), id).await,
+                None => Err(traces_disabled()),
+            }
+        })
+    }
+
+    fn search_traces(
+        &self,
+        query: gatehouse_admin::TracesQuery,
+    ) -> gatehouse_admin::BoxFuture<'_, Result<Value, gatehouse_admin::ApiError>> {
+        Box::pin(async move {
+            match &self.traces {
+                Some(traces) => crate::traces_api::search(traces.store(), query).await,
+                None => Err(traces_disabled()),
+            }
+        })
+    }
+
     fn status(&self) -> Value {
         let config = summary_json(&self.current.lock().unwrap_or_else(|p| p.into_inner()));
         let consumers: Vec<Value> = self
@@ -636,6 +681,7 @@ impl gatehouse_admin::Control for Reloader {
             "telemetry": { "consumers": consumers },
             "alarms": { "notifications": notifications },
             "logs": self.logs.as_ref().map(LogsRuntime::status),
+            "traces": self.traces.as_ref().map(TracesStatus::json),
         })
     }
 }

@@ -4,8 +4,9 @@
 //! It holds metric rollups first: 1-minute statistic sets merged at write time into 5-minute and
 //! 1-hour rows, each resolution with its own retention. Alarm history (`alarms.rs`) is the
 //! second kind of data, the alarms created through the admin API (`alarm_definitions.rs`) the
-//! third, and logs (`logs/`: groups, compressed blocks of events, scans and search) the fourth;
-//! traces and the audit chain join later as new migrations (`schema.rs`) and new kinds of write
+//! third, logs (`logs/`: groups, compressed blocks of events, scans and search) the fourth, and
+//! spans (`traces/`: one row per span, get by trace id, search over server spans) the fifth;
+//! the audit chain joins later as new migrations (`schema.rs`) and new kinds of write
 //! op (`writer.rs`) on the same thread and batches.
 //!
 //! **Architecture invariant:** submitting data never blocks. [`MetricWriter::submit`] and
@@ -21,6 +22,7 @@ mod logs;
 mod metrics;
 mod pool;
 mod schema;
+mod traces;
 mod writer;
 
 use std::ops::ControlFlow;
@@ -39,6 +41,10 @@ pub use logs::{
     MAX_MESSAGE_BYTES, MAX_QUEUED_LOG_BATCHES, MAX_QUEUED_LOG_BYTES,
 };
 pub use metrics::{MetricDatapoint, MetricQuery, MetricWriter};
+pub use traces::{
+    DEFAULT_TRACE_RETENTION_DAYS, MAX_QUEUED_SPAN_BATCHES, MAX_QUEUED_SPANS, MAX_SEARCH_LIMIT,
+    SpanWriter, SpansDropped, TraceSearch, TraceSummary,
+};
 
 use pool::ReaderPool;
 use writer::{WriteOp, WriterQueue};
@@ -66,6 +72,11 @@ pub struct StoreStats {
     pub log_blocks_written: u64,
     /// Message bytes of log batches waiting in the queue (a gauge, not a counter).
     pub log_bytes_queued: u64,
+    /// Spans committed to the database.
+    pub spans_written: u64,
+    /// Spans lost: their share of the queue was full, the store was closed, or their batch
+    /// failed.
+    pub spans_dropped: u64,
 }
 
 /// A handle on the open store. Cloning is cheap; all clones share the writer thread, which stops
@@ -202,6 +213,38 @@ impl Store {
             days,
             reply,
         })
+    }
+
+    /// A handle for appending spans; cheap to create and to clone.
+    pub fn span_writer(&self) -> SpanWriter {
+        SpanWriter::new(self.inner.queue.clone())
+    }
+
+    /// Every stored span of `trace_id`, by start time; empty for an unknown trace. Spans are
+    /// visible once committed (within about 100 ms of [`SpanWriter::append`], or at once after
+    /// [`Store::flush`]). Blocking: async callers use `spawn_blocking`.
+    pub fn trace(
+        &self,
+        trace_id: &[u8; 16],
+    ) -> Result<Vec<gatehouse_telemetry::spans::Span>, StoreError> {
+        self.inner
+            .readers
+            .with(|conn| traces::trace(conn, trace_id))
+    }
+
+    /// The requests (the gateway's server spans) matching `search`, newest first. Blocking.
+    pub fn search_traces(&self, search: &TraceSearch) -> Result<Vec<TraceSummary>, StoreError> {
+        self.inner.readers.with(|conn| traces::search(conn, search))
+    }
+
+    /// Sets how many days spans are kept (default [`DEFAULT_TRACE_RETENTION_DAYS`]). It is not
+    /// stored: the binary sets it after every open. Expired spans are deleted before this
+    /// returns. Blocking.
+    pub fn set_trace_retention(&self, days: u32) -> Result<(), StoreError> {
+        traces::validate_retention(days)?;
+        self.inner
+            .queue
+            .call(|reply| WriteOp::TraceRetention { days, reply })
     }
 
     /// Records one alarm state transition through the writer thread and blocks until it is

@@ -2,8 +2,8 @@
 //!
 //! The schema version is SQLite's `PRAGMA user_version`: migration `i` of [`MIGRATIONS`] takes the
 //! database from version `i` to `i + 1`, in its own transaction. Migrations are only ever appended:
-//! `alarm_history` is the second, `alarm_definitions` the third, the log store the fourth, and
-//! later issues add `spans` and `audit` as new entries. A database written by a newer build (a
+//! `alarm_history` is the second, `alarm_definitions` the third, the log store the fourth,
+//! `spans` the fifth, and a later issue adds `audit` as a new entry. A database written by a newer build (a
 //! higher version than we know) is refused rather than guessed at.
 
 use std::path::Path;
@@ -94,6 +94,34 @@ const MIGRATIONS: &[&str] = &[
          data BLOB NOT NULL
      );
      CREATE INDEX log_blocks_by_group_end ON log_blocks (group_id, end_ms, start_ms);",
+    // 5: spans, one row each (see `traces/`).
+    //
+    // `root` is 1 for the gateway's server span of a request: a trace search lists those, by
+    // start time (`roots_by_start`, a partial index over roots only), filtered on the columns
+    // beside it. `class` is X-Ray's classification (0 ok, 1 error, 2 throttle, 3 fault). Times
+    // are Unix nanoseconds. `data` is the whole span (attributes, events) in postcard; the
+    // columns are copies for filtering. `spans_by_start` serves the retention sweep.
+    "CREATE TABLE spans (
+         id INTEGER PRIMARY KEY,
+         trace_id BLOB NOT NULL,
+         span_id BLOB NOT NULL,
+         parent BLOB,
+         root INTEGER NOT NULL,
+         start_ns INTEGER NOT NULL,
+         duration_ns INTEGER NOT NULL,
+         api TEXT,
+         stage TEXT,
+         route TEXT,
+         method TEXT,
+         status INTEGER,
+         class INTEGER NOT NULL,
+         name TEXT NOT NULL,
+         data BLOB NOT NULL
+     );
+     CREATE INDEX spans_by_trace ON spans (trace_id);
+     CREATE INDEX spans_by_start ON spans (start_ns);
+     CREATE INDEX roots_by_start ON spans (start_ns) WHERE root = 1;
+     CREATE INDEX roots_by_api ON spans (api, start_ns) WHERE root = 1;",
 ];
 
 /// The schema version this build writes.

@@ -24,6 +24,7 @@ use crate::alarm_definitions::{self, DefinitionChange, DefinitionOutcome};
 use crate::alarms::{self, AlarmTransitionRecord};
 use crate::logs::{self, GroupIds, LogBatch, PendingLogs};
 use crate::metrics::{self, MetricBatch, PendingMetrics};
+use crate::traces::{self, PendingSpans};
 use crate::{Retention, StoreError, StoreStats};
 
 /// How many operations the queue holds; a submit beyond it is dropped. One metric op is one
@@ -40,6 +41,12 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(5 * 60);
 pub(crate) enum WriteOp {
     Metrics(MetricBatch),
     Logs(LogBatch),
+    Spans(Vec<gatehouse_telemetry::spans::Span>),
+    /// Set how many days spans are kept, then sweep them and answer.
+    TraceRetention {
+        days: u32,
+        reply: SyncSender<Result<(), StoreError>>,
+    },
     /// Set the retention of one log group (`Some`) or the default (`None`), then sweep logs and
     /// answer. The default lives only in the writer; a group's own setting is stored.
     LogRetention {
@@ -84,6 +91,11 @@ pub(crate) struct Counters {
     /// Message bytes and batches of logs in the queue, not yet taken by the writer.
     pub(crate) log_bytes_queued: AtomicU64,
     pub(crate) log_batches_queued: AtomicU64,
+    pub(crate) spans_written: AtomicU64,
+    pub(crate) spans_dropped: AtomicU64,
+    /// Spans and batches of spans in the queue, not yet taken by the writer.
+    pub(crate) spans_queued: AtomicU64,
+    pub(crate) span_batches_queued: AtomicU64,
 }
 
 impl Counters {
@@ -97,6 +109,8 @@ impl Counters {
             log_events_dropped: self.log_events_dropped.load(Ordering::Relaxed),
             log_blocks_written: self.log_blocks_written.load(Ordering::Relaxed),
             log_bytes_queued: self.log_bytes_queued.load(Ordering::Relaxed),
+            spans_written: self.spans_written.load(Ordering::Relaxed),
+            spans_dropped: self.spans_dropped.load(Ordering::Relaxed),
         }
     }
 }
@@ -165,6 +179,7 @@ pub(crate) fn spawn(
         pending: Pending::default(),
         log_groups: GroupIds::default(),
         default_log_retention: None,
+        trace_retention_days: traces::DEFAULT_TRACE_RETENTION_DAYS,
         failed: None,
     };
     let thread = std::thread::Builder::new()
@@ -180,12 +195,13 @@ pub(crate) fn spawn(
 struct Pending {
     metrics: PendingMetrics,
     logs: PendingLogs,
+    spans: PendingSpans,
 }
 
 impl Pending {
     /// Whether the batch should be committed without taking more from the queue.
     fn is_full(&self) -> bool {
-        self.metrics.points() >= MAX_BATCH_POINTS || self.logs.is_full()
+        self.metrics.points() >= MAX_BATCH_POINTS || self.logs.is_full() || self.spans.is_full()
     }
 }
 
@@ -198,6 +214,8 @@ struct Writer {
     log_groups: GroupIds,
     /// The retention of log groups without their own; `None` keeps their events forever.
     default_log_retention: Option<u32>,
+    /// How many days spans are kept.
+    trace_retention_days: u32,
     /// The first commit failure since the last flush, reported to that flush.
     failed: Option<StoreError>,
 }
@@ -257,6 +275,18 @@ impl Writer {
                 counters.log_batches_queued.fetch_sub(1, Ordering::Relaxed);
                 self.pending.logs.add(batch);
             }
+            WriteOp::Spans(spans) => {
+                let counters = &self.counters;
+                counters
+                    .spans_queued
+                    .fetch_sub(spans.len() as u64, Ordering::Relaxed);
+                counters.span_batches_queued.fetch_sub(1, Ordering::Relaxed);
+                self.pending.spans.add(spans);
+            }
+            WriteOp::TraceRetention { days, reply } => {
+                self.commit(Logs::IfDue);
+                let _ = reply.send(self.set_trace_retention(days));
+            }
             WriteOp::LogRetention { group, days, reply } => {
                 self.commit(Logs::IfDue);
                 let _ = reply.send(self.set_log_retention(group.as_deref(), days));
@@ -302,9 +332,11 @@ impl Writer {
         } else {
             PendingLogs::default()
         };
+        let spans = std::mem::take(&mut self.pending.spans);
         let points = metrics.points();
         let events = pending_logs.events();
-        if points == 0 && events == 0 {
+        let span_count = spans.len();
+        if points == 0 && events == 0 && span_count == 0 {
             return;
         }
         let now_ms = unix_now_ms();
@@ -312,13 +344,20 @@ impl Writer {
         let result = self.conn.transaction().and_then(|tx| {
             metrics.write(&tx, &self.counters)?;
             let written = pending_logs.write(&tx, groups, now_ms)?;
+            let spans_written = spans.write(&tx)?;
             tx.commit()?;
-            Ok(written)
+            Ok((written, spans_written))
         });
         let counters = &self.counters;
         match result {
-            Ok(logs) => {
+            Ok((logs, (spans_written, spans_skipped))) => {
                 counters.batches_committed.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .spans_written
+                    .fetch_add(spans_written, Ordering::Relaxed);
+                counters
+                    .spans_dropped
+                    .fetch_add(spans_skipped, Ordering::Relaxed);
                 counters.points_written.fetch_add(points, Ordering::Relaxed);
                 counters
                     .log_events_written
@@ -331,7 +370,10 @@ impl Writer {
                     .fetch_add(logs.rejected, Ordering::Relaxed);
             }
             Err(error) => {
-                tracing::warn!(%error, points, events, "store batch failed; its points and log events are dropped");
+                tracing::warn!(%error, points, events, spans = span_count, "store batch failed; its points, log events and spans are dropped");
+                counters
+                    .spans_dropped
+                    .fetch_add(span_count, Ordering::Relaxed);
                 // Groups created in the failed transaction were rolled back.
                 self.log_groups.clear();
                 counters.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -371,6 +413,27 @@ impl Writer {
             }
             Err(error) => {
                 tracing::warn!(%error, group, days, "setting a log retention failed");
+                self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                Err(StoreError::Write(error))
+            }
+        }
+    }
+
+    /// Changes how long spans are kept, then sweeps them so the setting takes effect at once.
+    fn set_trace_retention(&mut self, days: u32) -> Result<(), StoreError> {
+        self.trace_retention_days = days;
+        let result = self.conn.transaction().and_then(|tx| {
+            let deleted = traces::sweep(&tx, days, unix_now_ns())?;
+            tx.commit()?;
+            Ok(deleted)
+        });
+        match result {
+            Ok(deleted) => {
+                tracing::debug!(days, deleted, "trace retention set");
+                Ok(())
+            }
+            Err(error) => {
+                tracing::warn!(%error, days, "setting the trace retention failed");
                 self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
                 Err(StoreError::Write(error))
             }
@@ -420,7 +483,8 @@ impl Writer {
         let result = self.conn.transaction().and_then(|tx| {
             let deleted = metrics::sweep(&tx, &self.retention, now)?
                 + alarms::sweep(&tx, now)?
-                + logs::sweep(&tx, default_log_retention, now_ms)?;
+                + logs::sweep(&tx, default_log_retention, now_ms)?
+                + traces::sweep(&tx, self.trace_retention_days, unix_now_ns())?;
             tx.commit()?;
             Ok(deleted)
         });
@@ -450,6 +514,15 @@ pub(crate) fn unix_now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| {
             i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// Nanoseconds since the Unix epoch by the wall clock.
+pub(crate) fn unix_now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX)
         })
 }
 

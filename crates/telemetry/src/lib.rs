@@ -13,6 +13,7 @@ mod exchange;
 pub mod execution;
 pub mod metrics;
 mod request_id;
+pub mod spans;
 pub mod trace;
 
 pub use access_log::{AccessLogConfig, AccessLogFormat, AccessLogHandle, AccessLogWriter, LogSink};

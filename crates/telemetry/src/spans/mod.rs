@@ -1,0 +1,192 @@
+//! Spans: what the trace recorder makes of one [`Exchange`](crate::Exchange), in OpenTelemetry's
+//! model, so traces can be stored, shown as a waterfall and exported without translation.
+//!
+//! Each traced request yields a server span (the gateway's own span: its id is the one the
+//! exchange carries in `trace.span_id`), a child span per pipeline phase that ran, and a client
+//! span for the integration. Every timestamp is the exchange's arrival time plus a [`Timing`]
+//! offset, so a span's duration is the very latency that metrics and logs report ("one latency
+//! model"). Child span ids are derived from the server span id and the child's index, so the same
+//! exchange always yields the same spans.
+//!
+//! `build` turns an exchange into spans, `ids` formats and parses trace ids (W3C and X-Ray
+//! forms), and `recorder` is the bus consumer thread that hands spans to a [`SpanSink`].
+//!
+//! [`Timing`]: crate::Timing
+
+mod build;
+mod ids;
+mod recorder;
+
+#[cfg(test)]
+mod tests;
+
+pub use build::{classify, spans_from_exchange};
+pub use ids::{TraceIdError, child_span_id, parse_trace_id, span_id_hex, trace_id_hex};
+pub use recorder::{RecorderStats, SpanSink, TraceRecorder};
+
+use serde::{Deserialize, Serialize};
+
+/// The kind of a span, as in OpenTelemetry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SpanKind {
+    /// The gateway serving a request.
+    Server,
+    /// The gateway calling its integration.
+    Client,
+    /// Work inside the gateway: a pipeline phase.
+    Internal,
+}
+
+impl SpanKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Server => "server",
+            Self::Client => "client",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// OpenTelemetry's span status. Server spans are `Error` only for 5xx answers (a 4xx is the
+/// client's mistake, per the HTTP semantic conventions); client spans for any 4xx or 5xx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SpanStatus {
+    Unset,
+    Error,
+}
+
+/// How X-Ray classifies a segment: a 429 is a throttle, another 4xx an error, a 5xx a fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Classification {
+    Ok,
+    Error,
+    Throttle,
+    Fault,
+}
+
+impl Classification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "error",
+            Self::Throttle => "throttle",
+            Self::Fault => "fault",
+        }
+    }
+
+    /// The inverse of [`Classification::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "ok" => Self::Ok,
+            "error" => Self::Error,
+            "throttle" => Self::Throttle,
+            "fault" => Self::Fault,
+            _ => return None,
+        })
+    }
+}
+
+/// An attribute value: the subset of OpenTelemetry's `AnyValue` the gateway emits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AttrValue {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+}
+
+impl std::fmt::Display for AttrValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Str(s) => f.write_str(s),
+            Self::Int(n) => write!(f, "{n}"),
+            Self::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// Something that happened at one instant of a span (a WebSocket opening or closing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpanEvent {
+    pub name: String,
+    pub unix_nanos: u64,
+    pub attributes: Vec<(String, AttrValue)>,
+}
+
+/// One span.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    /// `None` for the gateway's server span: the caller's span id is not on the exchange.
+    pub parent_span_id: Option<[u8; 8]>,
+    pub name: String,
+    pub kind: SpanKind,
+    pub start_unix_nanos: u64,
+    pub end_unix_nanos: u64,
+    pub attributes: Vec<(String, AttrValue)>,
+    pub events: Vec<SpanEvent>,
+    pub status: SpanStatus,
+    pub classification: Classification,
+}
+
+impl Span {
+    /// The value of attribute `key`, if set.
+    pub fn attribute(&self, key: &str) -> Option<&AttrValue> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The value of string attribute `key`, if set.
+    pub fn attribute_str(&self, key: &str) -> Option<&str> {
+        match self.attribute(key)? {
+            AttrValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value of integer attribute `key`, if set.
+    pub fn attribute_int(&self, key: &str) -> Option<i64> {
+        match self.attribute(key)? {
+            AttrValue::Int(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    pub fn duration_nanos(&self) -> u64 {
+        self.end_unix_nanos.saturating_sub(self.start_unix_nanos)
+    }
+}
+
+/// Attribute keys: OpenTelemetry's HTTP semantic conventions and the gateway's own.
+pub mod attr {
+    pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
+    pub const HTTP_ROUTE: &str = "http.route";
+    pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
+    pub const URL_PATH: &str = "url.path";
+    pub const URL_FULL: &str = "url.full";
+    pub const URL_SCHEME: &str = "url.scheme";
+    pub const SERVER_ADDRESS: &str = "server.address";
+    pub const CLIENT_ADDRESS: &str = "client.address";
+    pub const CLIENT_PORT: &str = "client.port";
+    pub const NETWORK_PROTOCOL_VERSION: &str = "network.protocol.version";
+    pub const USER_AGENT: &str = "user_agent.original";
+    pub const REQUEST_BODY_SIZE: &str = "http.request.body.size";
+    pub const RESPONSE_BODY_SIZE: &str = "http.response.body.size";
+    pub const ERROR_TYPE: &str = "error.type";
+    pub const API: &str = "gatehouse.api";
+    pub const API_VERSION: &str = "gatehouse.api_version";
+    pub const STAGE: &str = "gatehouse.stage";
+    pub const CANARY: &str = "gatehouse.canary";
+    pub const REQUEST_ID: &str = "gatehouse.request_id";
+    pub const PHASE: &str = "gatehouse.phase";
+    pub const DECISION: &str = "gatehouse.decision";
+    pub const INTEGRATION: &str = "gatehouse.integration";
+    pub const WS_MESSAGES_IN: &str = "gatehouse.websocket.messages_in";
+    pub const WS_MESSAGES_OUT: &str = "gatehouse.websocket.messages_out";
+    pub const WS_BYTES_IN: &str = "gatehouse.websocket.bytes_in";
+    pub const WS_BYTES_OUT: &str = "gatehouse.websocket.bytes_out";
+    pub const WS_CLOSE_CODE: &str = "gatehouse.websocket.close_code";
+    pub const WS_CLOSED_BY: &str = "gatehouse.websocket.closed_by";
+}
