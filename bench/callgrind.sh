@@ -13,7 +13,7 @@
 #   BIN=target/release/gatehouse DUR=5 bash bench/callgrind.sh
 #
 # Knobs: BIN (default target/release/gatehouse, not rebuilt), DUR (seconds of wrk, default 5),
-# CONNECTIONS (wrk -c, default 10), VARIANTS ("on off"), KEEP=1 keeps the work directory with the
+# CONNECTIONS (wrk -c, default 10), VARIANTS ("on off"; also "notracing": metrics on, tracing off), KEEP=1 keeps the work directory with the
 # callgrind.out files (for callgrind_annotate). Needs valgrind, nginx, wrk and curl.
 set -euo pipefail
 
@@ -94,6 +94,8 @@ access_log:
   path: ${ACCESS_LOG}
 metrics:
   enabled: ${METRICS_ENABLED}
+tracing:
+  enabled: ${TRACING_ENABLED}
 apis:
   - name: bench
     stages:
@@ -121,6 +123,7 @@ thread_of() { # callgrind.out file
     if grep -q '^thread: 1$' "$1"; then echo "worker"
     elif grep -q 'metrics::consumer::Consumer::run' "$1"; then echo "metrics consumer"
     elif grep -q 'gatehouse_telemetry::access_log::' "$1"; then echo "access log"
+    elif grep -q 'spans::recorder' "$1"; then echo "trace recorder"
     elif grep -q 'gatehouse_store::' "$1"; then echo "store writer"
     elif grep -q 'coarse_clock' "$1"; then echo "clock"
     elif grep -q 'gatehouse_alarms::' "$1"; then echo "alarm evaluator"
@@ -131,13 +134,19 @@ thread_of() { # callgrind.out file
 RESULTS=$WORK/results.txt
 : >"$RESULTS"
 for variant in $VARIANTS; do
-    case $variant in on) metrics=true ;; off) metrics=false ;; *) die "variant $variant: on or off" ;; esac
+    tracing=true
+    case $variant in
+        on) metrics=true ;;
+        off) metrics=false ;;
+        notracing) metrics=true tracing=false ;;
+        *) die "variant $variant: on, off or notracing" ;;
+    esac
     dir=$WORK/$variant
     mkdir -p "$dir/data"
     port=$(free_port)
     admin=$(free_port)
     GATEHOUSE_PORT=$port ADMIN_PORT=$admin GATEHOUSE_ADMIN_TOKEN=$TOKEN DATA_DIR=$dir/data \
-        METRICS_ENABLED=$metrics ACCESS_LOG=$dir/access.log UPSTREAM_URL="http://127.0.0.1:$UPSTREAM_PORT" \
+        METRICS_ENABLED=$metrics TRACING_ENABLED=$tracing ACCESS_LOG=$dir/access.log UPSTREAM_URL="http://127.0.0.1:$UPSTREAM_PORT" \
         GATEHOUSE_LOG=warn taskset -c 1 valgrind --tool=callgrind --instr-atstart=no \
         --separate-threads=yes --compress-strings=no --callgrind-out-file="$dir/callgrind.out.%p" \
         "$BIN" serve --config "$WORK/gatehouse.yaml" --workers 1 --shutdown-grace 1s \
@@ -181,21 +190,28 @@ echo
 echo "User-space instructions per request (callgrind), --workers 1, wrk -c$CONNECTIONS for ${DUR}s,"
 echo "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown); binary $BIN"
 echo
-awk '
+awk -v variants="$VARIANTS" '
     { key = $1 SUBSEP $2; ir[key] += $3; n[$1] = $4; threads[$2] = 1; total[$1] += $3 }
     END {
-        printf "| thread | on | off |\n|---|---:|---:|\n"
-        split("worker access_log metrics_consumer store_writer clock alarm_evaluator other", order, " ")
-        for (i = 1; i <= 7; i++) {
+        nv = split(variants, vs, " ")
+        header = "| thread |"; rule = "|---|"
+        for (v = 1; v <= nv; v++) { header = header " " vs[v] " |"; rule = rule "---:|" }
+        print header; print rule
+        split("worker access_log metrics_consumer trace_recorder store_writer clock alarm_evaluator other", order, " ")
+        for (i = 1; i <= 8; i++) {
             t = order[i]
             if (!(t in threads)) continue
             name = t; gsub("_", " ", name)
-            on = ((("on" SUBSEP t) in ir) && n["on"] > 0) ? sprintf("%.0f", ir["on" SUBSEP t] / n["on"]) : "—"
-            off = ((("off" SUBSEP t) in ir) && n["off"] > 0) ? sprintf("%.0f", ir["off" SUBSEP t] / n["off"]) : "—"
-            printf "| %s | %s | %s |\n", name, on, off
+            line = "| " name " |"
+            for (v = 1; v <= nv; v++) {
+                k = vs[v] SUBSEP t
+                line = line " " (((k in ir) && n[vs[v]] > 0) ? sprintf("%.0f", ir[k] / n[vs[v]]) : "—") " |"
+            }
+            print line
         }
-        ton = (n["on"] > 0) ? total["on"] / n["on"] : 0
-        toff = (n["off"] > 0) ? total["off"] / n["off"] : 0
-        printf "| total | %.0f | %.0f |\n", ton, toff
-        if (toff > 0 && ton > 0) printf "\nmetrics on / off: %+.2f %%\n", (ton / toff - 1) * 100
+        line = "| total |"
+        for (v = 1; v <= nv; v++) line = line " " ((n[vs[v]] > 0) ? sprintf("%.0f", total[vs[v]] / n[vs[v]]) : "—") " |"
+        print line
+        if (n["on"] > 0) for (v = 1; v <= nv; v++) if (vs[v] != "on" && n[vs[v]] > 0)
+            printf "\non / %s: %+.2f %%\n", vs[v], (total["on"] / n["on"] / (total[vs[v]] / n[vs[v]]) - 1) * 100
     }' "$RESULTS"

@@ -8,7 +8,8 @@
 # that alternate the targets. Prints requests/s, p50 and p99 (the median over the rounds), the
 # ratios Gatehouse/nginx and, when both --workers 1 variants ran, the cost of metrics (on/off).
 # BENCH_SUITE=metrics runs just that comparison (plus nginx for reference) with more rounds;
-# BENCH_SUITE=logs compares the access log written to the embedded log store with a file.
+# BENCH_SUITE=logs compares the access log written to the embedded log store with a file;
+# BENCH_SUITE=tracing compares tracing at its default sampling with tracing off.
 # See bench/README.md for the knobs; everything it starts is stopped on exit.
 set -euo pipefail
 
@@ -18,7 +19,8 @@ case $SUITE in
     full) DEFAULT_TARGETS="direct nginx gatehouse-w1 gatehouse-w1-nometrics gatehouse-w2"; DEFAULT_ROUNDS=3 ;;
     metrics) DEFAULT_TARGETS="nginx gatehouse-w1 gatehouse-w1-nometrics"; DEFAULT_ROUNDS=5 ;;
     logs) DEFAULT_TARGETS="nginx gatehouse-w1 gatehouse-w1-logstore"; DEFAULT_ROUNDS=5 ;;
-    *) printf '[bench] error: BENCH_SUITE must be full, metrics or logs, not %s\n' "$SUITE" >&2; exit 1 ;;
+    tracing) DEFAULT_TARGETS="nginx gatehouse-w1 gatehouse-w1-notracing"; DEFAULT_ROUNDS=5 ;;
+    *) printf '[bench] error: BENCH_SUITE must be full, metrics, logs or tracing, not %s\n' "$SUITE" >&2; exit 1 ;;
 esac
 DURATION=${BENCH_DURATION:-10}            # seconds per measured run
 WARMUP=${BENCH_WARMUP:-2}                 # seconds of warm-up per target and protocol (round 1 only)
@@ -219,13 +221,18 @@ EOF
     # The same with the access log going to the embedded log store instead of a file.
     sed 's|^  destination: file$|  destinations: [store]|; /^  path: \${ACCESS_LOG}$/d' \
         "$WORK/gatehouse.yaml" >"$WORK/gatehouse-logstore.yaml"
+    # The same with tracing off (no trace context, no sampling, no spans).
+    { cat "$WORK/gatehouse.yaml"; printf 'tracing:\n  enabled: false\n'; } >"$WORK/gatehouse-notracing.yaml"
 }
 
-# The Gatehouse targets: name -> "workers metrics access-log-destination".
+# The Gatehouse targets: name -> "workers metrics variant", the variant naming the config:
+# file (gatehouse.yaml: access log to a file, tracing at default sampling), store (the access log
+# to the log store), notracing (tracing off).
 declare -A GH_SPEC=(
     [gatehouse-w1]="1 true file"
     [gatehouse-w1-nometrics]="1 false file"
     [gatehouse-w1-logstore]="1 true store"
+    [gatehouse-w1-notracing]="1 true notracing"
     [gatehouse-w2]="2 true file"
 )
 declare -A GH_PORT GH_ADMIN GH_PID
@@ -236,6 +243,7 @@ gatehouse_start() { # name
     read -r workers metrics log <<<"${GH_SPEC[$name]}"
     config="$WORK/gatehouse.yaml"
     [[ $log == store ]] && config="$WORK/gatehouse-logstore.yaml"
+    [[ $log == notracing ]] && config="$WORK/gatehouse-notracing.yaml"
     if [[ $PIN == 1 ]]; then
         # One worker gets CPU 1 like nginx's one worker; two workers get both CPUs. Every thread of
         # the process (access-log writer, metrics consumer, store writer) shares those CPUs.
@@ -539,6 +547,10 @@ fi
 # The cost of storing access logs in the embedded store rather than appending them to a file.
 if [[ " $TARGETS " == *" gatehouse-w1 "* && " $TARGETS " == *" gatehouse-w1-logstore "* ]]; then
     overhead_table gatehouse-w1-logstore gatehouse-w1 "Access log to the log store instead of a file, --workers 1"
+fi
+# The cost of tracing at its default sampling (1/s + 5 %: trace context, sampling, spans stored).
+if [[ " $TARGETS " == *" gatehouse-w1 "* && " $TARGETS " == *" gatehouse-w1-notracing "* ]]; then
+    overhead_table gatehouse-w1 gatehouse-w1-notracing "Tracing at default sampling, --workers 1"
 fi
 
 echo "All runs (protocol target round req/s p50_ms p99_ms cpu_us/req dropped):"
