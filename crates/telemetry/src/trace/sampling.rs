@@ -100,6 +100,8 @@ struct CompiledRule {
     threshold: Option<u64>,
     /// The current second in the high 32 bits, the traces taken in it in the low 32.
     reservoir: AtomicU64,
+    /// Every pattern is `*` (the default rule, typically): matching needs no look at the request.
+    matches_everything: bool,
 }
 
 impl Sampler {
@@ -111,6 +113,9 @@ impl Sampler {
         let rules = rules
             .into_iter()
             .map(|rule| CompiledRule {
+                matches_everything: [&rule.host, &rule.method, &rule.path, &rule.api, &rule.stage]
+                    .iter()
+                    .all(|pattern| pattern.as_str() == "*"),
                 host: rule.host.to_ascii_lowercase(),
                 method: rule.method.to_ascii_uppercase(),
                 threshold: (rule.fixed_rate < 1.0)
@@ -154,6 +159,9 @@ impl Sampler {
 
 impl CompiledRule {
     fn matches(&self, request: &SampleRequest<'_>) -> bool {
+        if self.matches_everything {
+            return true;
+        }
         let host = strip_port(request.host);
         glob_match(self.rule.path.as_bytes(), request.path.as_bytes())
             && glob_match(self.rule.api.as_bytes(), request.api.as_bytes())
