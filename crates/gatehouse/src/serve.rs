@@ -113,7 +113,14 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
         _ => None,
     };
     let traces = match &store {
-        Some(store) => Some(TracesRuntime::start(store.clone(), bus.subscribe("traces")).await?),
+        Some(store) => Some(
+            TracesRuntime::start(
+                store.clone(),
+                bus.subscribe("traces"),
+                settings.tracing.otlp.as_ref(),
+            )
+            .await?,
+        ),
         None => None,
     };
     let gateway = Gateway::new(
@@ -267,7 +274,7 @@ async fn start_metrics(
 }
 
 /// `service.instance.id` for OTLP: the host name and process id.
-fn instance_id() -> String {
+pub(crate) fn instance_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     format!("{}-{}", host.trim(), std::process::id())
 }

@@ -205,14 +205,14 @@ impl OtlpHandle {
         Arc::clone(&self.shared)
     }
 
+    /// A function that reads the counters, for status pages, without holding the handle.
+    pub fn stats_reader(&self) -> impl Fn() -> OtlpStats + Send + Sync + 'static {
+        let shared = Arc::clone(&self.shared);
+        move || stats(&shared)
+    }
+
     pub fn stats(&self) -> OtlpStats {
-        let s = &self.shared;
-        OtlpStats {
-            minutes_exported: s.exported.load(Ordering::Acquire),
-            minutes_failed: s.failed.load(Ordering::Acquire),
-            minutes_dropped: s.dropped.load(Ordering::Acquire),
-            retries: s.retries.load(Ordering::Acquire),
-        }
+        stats(&self.shared)
     }
 
     /// Exports the minutes still queued, one attempt each (so a dead collector delays shutdown by
@@ -227,6 +227,15 @@ impl OtlpHandle {
             tracing::error!("otlp exporter thread panicked");
         }
         self.stats()
+    }
+}
+
+fn stats(s: &Shared) -> OtlpStats {
+    OtlpStats {
+        minutes_exported: s.exported.load(Ordering::Acquire),
+        minutes_failed: s.failed.load(Ordering::Acquire),
+        minutes_dropped: s.dropped.load(Ordering::Acquire),
+        retries: s.retries.load(Ordering::Acquire),
     }
 }
 
