@@ -656,6 +656,18 @@ impl gatehouse_admin::Control for Reloader {
         })
     }
 
+    fn receive_spans(
+        &self,
+        body: bytes::Bytes,
+    ) -> gatehouse_admin::BoxFuture<'_, Result<Vec<u8>, gatehouse_admin::ApiError>> {
+        Box::pin(async move {
+            match &self.traces {
+                Some(traces) => crate::traces_api::receive(traces.store(), &body),
+                None => Err(traces_disabled()),
+            }
+        })
+    }
+
     fn search_traces(
         &self,
         query: gatehouse_admin::TracesQuery,

@@ -10,13 +10,14 @@
 //!
 //! `build` turns an exchange into spans, `ids` formats and parses trace ids (W3C and X-Ray
 //! forms), `recorder` is the bus consumer thread that hands spans to a [`SpanSink`], and `otlp`
-//! exports them to an OpenTelemetry collector.
+//! exports them to an OpenTelemetry collector, and `receive` reads the spans services send.
 //!
 //! [`Timing`]: crate::Timing
 
 mod build;
 mod ids;
 mod otlp;
+mod receive;
 mod recorder;
 
 #[cfg(test)]
@@ -25,6 +26,7 @@ mod tests;
 pub use build::{classify, spans_from_exchange};
 pub use ids::{TraceIdError, child_span_id, parse_trace_id, span_id_hex, trace_id_hex};
 pub use otlp::{CLASSIFICATION_ATTRIBUTE, SCOPE_NAME, SpanExporter};
+pub use receive::{ReceiveError, Received, spans_from_otlp};
 pub use recorder::{RecorderStats, SpanSink, TraceRecorder};
 
 use serde::{Deserialize, Serialize};
@@ -179,6 +181,8 @@ pub mod attr {
     pub const REQUEST_BODY_SIZE: &str = "http.request.body.size";
     pub const RESPONSE_BODY_SIZE: &str = "http.response.body.size";
     pub const ERROR_TYPE: &str = "error.type";
+    /// On spans a service sent to the gateway: the resource's service name.
+    pub const SERVICE_NAME: &str = "service.name";
     pub const API: &str = "gatehouse.api";
     pub const API_VERSION: &str = "gatehouse.api_version";
     pub const STAGE: &str = "gatehouse.stage";
