@@ -217,6 +217,12 @@ pub trait Control: Send + Sync + 'static {
         Box::pin(async { Err(ApiError::Unavailable("the trace store is disabled".into())) })
     }
 
+    /// Stores the spans of an OTLP/HTTP `ExportTraceServiceRequest` (protobuf) that a service
+    /// sent; `Ok` carries the protobuf `ExportTraceServiceResponse`.
+    fn receive_spans(&self, _body: bytes::Bytes) -> BoxFuture<'_, Result<Vec<u8>, ApiError>> {
+        Box::pin(async { Err(ApiError::Unavailable("the trace store is disabled".into())) })
+    }
+
     /// The stored requests matching a search, newest first.
     fn search_traces(&self, _query: TracesQuery) -> BoxFuture<'_, Result<Value, ApiError>> {
         Box::pin(async { Err(ApiError::Unavailable("the trace store is disabled".into())) })

@@ -123,7 +123,8 @@ pub(crate) struct MetricsSpec {
     pub(crate) otlp: Option<OtlpSpec>,
 }
 
-/// Export of the per-minute metrics over OTLP/HTTP (protobuf).
+/// Export over OTLP/HTTP (protobuf): `metrics.otlp` for the per-minute metrics, `tracing.otlp`
+/// for the spans.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OtlpSpec {

@@ -144,7 +144,7 @@ pub struct MetricsSettings {
     pub otlp: Option<OtlpSettings>,
 }
 
-/// An OTLP/HTTP metrics endpoint (e.g. an OpenTelemetry collector's `/v1/metrics`).
+/// An OTLP/HTTP endpoint (e.g. an OpenTelemetry collector's `/v1/metrics` or `/v1/traces`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OtlpSettings {
     pub endpoint: http::Uri,

@@ -1,5 +1,6 @@
 //! The `tracing` section: whether the gateway takes part in traces, whether it honours a caller's
-//! sampling decision, and the sampling rules (docs/tracing.md).
+//! sampling decision, the sampling rules (docs/tracing.md), and where spans are exported over
+//! OTLP/HTTP besides the store (docs/traces.md).
 //!
 //! The section decodes into [`TracingSettings`], plain values that compare equal when nothing
 //! changed; [`TracingSettings::tracer`] compiles them into the data plane's `Tracer`, whose rule
@@ -23,6 +24,7 @@ pub(crate) struct TracingSpec {
     honour_incoming_sampled: bool,
     default_rule: Option<DefaultRuleSpec>,
     sampling_rules: Vec<SamplingRuleSpec>,
+    otlp: Option<crate::model::OtlpSpec>,
 }
 
 impl Default for TracingSpec {
@@ -32,6 +34,7 @@ impl Default for TracingSpec {
             honour_incoming_sampled: true,
             default_rule: None,
             sampling_rules: Vec::new(),
+            otlp: None,
         }
     }
 }
@@ -77,6 +80,8 @@ pub struct TracingSettings {
     pub sampling_rules: Vec<SamplingRule>,
     /// The rule after all others: X-Ray's 1 per second plus 5 % unless configured.
     pub default_rule: SamplingRule,
+    /// Where recorded spans are also exported over OTLP/HTTP, if anywhere. Read at start-up.
+    pub otlp: Option<crate::settings::OtlpSettings>,
 }
 
 impl Default for TracingSettings {
@@ -86,6 +91,7 @@ impl Default for TracingSettings {
             honour_incoming_sampled: true,
             sampling_rules: Vec::new(),
             default_rule: SamplingRule::default_rule(),
+            otlp: None,
         }
     }
 }
@@ -153,6 +159,10 @@ pub(crate) fn validate(spec: &TracingSpec, diags: &mut Diagnostics<'_>) -> Traci
         honour_incoming_sampled: spec.honour_incoming_sampled,
         sampling_rules: rules,
         default_rule,
+        otlp: spec
+            .otlp
+            .as_ref()
+            .and_then(|otlp| crate::validate::otlp_settings(otlp, "tracing.otlp", diags)),
     }
 }
 

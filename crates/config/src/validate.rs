@@ -110,7 +110,7 @@ pub(crate) fn settings(file: &FileSpec, base_dir: &Path, diags: &mut Diagnostics
             otlp: metrics
                 .otlp
                 .as_ref()
-                .and_then(|otlp| otlp_settings(otlp, diags)),
+                .and_then(|otlp| otlp_settings(otlp, "metrics.otlp", diags)),
         },
     }
 }
@@ -249,8 +249,10 @@ fn readable_file(base_dir: &Path, file: &str, path: &str, diags: &mut Diagnostic
     resolved
 }
 
-fn otlp_settings(
+/// Validates an OTLP/HTTP export section (`metrics.otlp` or `tracing.otlp`, named by `section`).
+pub(crate) fn otlp_settings(
     spec: &crate::model::OtlpSpec,
+    section: &str,
     diags: &mut Diagnostics<'_>,
 ) -> Option<crate::settings::OtlpSettings> {
     let endpoint = match spec.endpoint.parse::<http::Uri>() {
@@ -261,14 +263,14 @@ fn otlp_settings(
         }
         _ => {
             diags.error(
-                "metrics.otlp.endpoint",
-                format!("'{}' is not an absolute http:// or https:// URL (e.g. http://127.0.0.1:4318/v1/metrics)", spec.endpoint),
+                &join_key(section, "endpoint"),
+                format!("'{}' is not an absolute http:// or https:// URL (e.g. http://127.0.0.1:4318/{})", spec.endpoint, if section.starts_with("tracing") { "v1/traces" } else { "v1/metrics" }),
             );
             None
         }
     };
     if spec.timeout_ms == 0 {
-        diags.error("metrics.otlp.timeout_ms", "must be at least 1");
+        diags.error(&join_key(section, "timeout_ms"), "must be at least 1");
     }
     let mut headers = Vec::new();
     for (name, value) in &spec.headers {
@@ -278,7 +280,7 @@ fn otlp_settings(
         ) {
             (Ok(name), Ok(value)) => headers.push((name, value)),
             _ => diags.error(
-                &join_key("metrics.otlp.headers", name),
+                &join_key(&join_key(section, "headers"), name),
                 "not a valid header name and value",
             ),
         }

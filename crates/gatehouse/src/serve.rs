@@ -113,7 +113,14 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
         _ => None,
     };
     let traces = match &store {
-        Some(store) => Some(TracesRuntime::start(store.clone(), bus.subscribe("traces")).await?),
+        Some(store) => Some(
+            TracesRuntime::start(
+                store.clone(),
+                bus.subscribe("traces"),
+                settings.tracing.otlp.as_ref(),
+            )
+            .await?,
+        ),
         None => None,
     };
     let gateway = Gateway::new(
@@ -267,7 +274,7 @@ async fn start_metrics(
 }
 
 /// `service.instance.id` for OTLP: the host name and process id.
-fn instance_id() -> String {
+pub(crate) fn instance_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     format!("{}-{}", host.trim(), std::process::id())
 }
@@ -644,6 +651,18 @@ impl gatehouse_admin::Control for Reloader {
         Box::pin(async move {
             match &self.traces {
                 Some(traces) => crate::traces_api::trace(traces.store(), id).await,
+                None => Err(traces_disabled()),
+            }
+        })
+    }
+
+    fn receive_spans(
+        &self,
+        body: bytes::Bytes,
+    ) -> gatehouse_admin::BoxFuture<'_, Result<Vec<u8>, gatehouse_admin::ApiError>> {
+        Box::pin(async move {
+            match &self.traces {
+                Some(traces) => crate::traces_api::receive(traces.store(), &body),
                 None => Err(traces_disabled()),
             }
         })

@@ -4,11 +4,14 @@
 //! Ids are accepted in W3C form (32 hex digits) and X-Ray form (`1-8hex-24hex`); a malformed id is
 //! a 400 and an id with no stored span a 404, whether the trace never existed, was not sampled
 //! or has expired.
+//!
+//! `receive` is the OTLP/HTTP receiver: spans that services send are queued for the store like
+//! the gateway's own, so they show in the same trace.
 
 use gatehouse_admin::{ApiError, TracesQuery};
 use gatehouse_store::{DEFAULT_TRACE_RETENTION_DAYS, Store, TraceSearch, TraceSummary};
 use gatehouse_telemetry::spans::{
-    AttrValue, Span, SpanStatus, parse_trace_id, span_id_hex, trace_id_hex,
+    AttrValue, Span, SpanStatus, parse_trace_id, span_id_hex, spans_from_otlp, trace_id_hex,
 };
 use serde_json::{Map, Value, json};
 
@@ -43,6 +46,23 @@ pub(crate) async fn trace(store: &Store, id: String) -> Result<Value, ApiError> 
         "xrayTraceId": xray_id(&trace_id),
         "spans": spans.iter().map(span_json).collect::<Vec<_>>(),
     }))
+}
+
+/// Answers `POST /v1/traces`: decodes the spans and queues them for the store without waiting.
+/// A full store queue is a 503, which OTLP exporters retry.
+pub(crate) fn receive(store: &Store, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let received = spans_from_otlp(body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let answer = received.response();
+    store
+        .span_writer()
+        .append(received.spans)
+        .map_err(|dropped| {
+            ApiError::Unavailable(format!(
+                "the trace store queue is full; {} spans were not stored, retry later",
+                dropped.spans
+            ))
+        })?;
+    Ok(answer)
 }
 
 /// Answers `GET /admin/traces`.

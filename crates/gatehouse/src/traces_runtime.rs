@@ -1,5 +1,6 @@
 //! The trace side of a running gateway: the trace recorder (a bus consumer thread) writing spans
-//! into the store, its retention, and its counters for `/admin/status`.
+//! into the store and, when `tracing.otlp` is set, to an OpenTelemetry collector; the store's
+//! trace retention; and the counters for `/admin/status`.
 //!
 //! The recorder runs whenever the store is open. It records only exchanges that carry sampled
 //! trace ids (`Exchange::trace`), which the data plane's trace-context phase fills; with none,
@@ -9,9 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
+use gatehouse_config::OtlpSettings;
 use gatehouse_store::{DEFAULT_TRACE_RETENTION_DAYS, SpanWriter, Store};
 use gatehouse_telemetry::Exchange;
-use gatehouse_telemetry::spans::{RecorderStats, Span, SpanSink, TraceRecorder};
+use gatehouse_telemetry::metrics::{OtlpConfig, OtlpHandle, OtlpStats};
+use gatehouse_telemetry::spans::{RecorderStats, Span, SpanExporter, SpanSink, TraceRecorder};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::Receiver;
 
@@ -42,6 +45,7 @@ impl SpanSink for StoreSpanSink {
 /// The running recorder; [`TracesRuntime::status`] is what the admin API keeps.
 pub(crate) struct TracesRuntime {
     recorder: TraceRecorder,
+    otlp: Option<OtlpHandle>,
     status: TracesStatus,
 }
 
@@ -52,13 +56,17 @@ pub(crate) struct TracesStatus {
     recorder: Arc<dyn Fn() -> RecorderStats + Send + Sync>,
     /// Batches the sink handed over; for status only.
     batches: Arc<AtomicU64>,
+    /// The OTLP exporter's counters (in batches), when spans are exported.
+    otlp: Option<Arc<dyn Fn() -> OtlpStats + Send + Sync>>,
 }
 
 impl TracesRuntime {
-    /// Sets the trace retention and starts the recorder on `records`.
+    /// Sets the trace retention and starts the recorder on `records`, and the OTLP exporter when
+    /// `otlp` names a collector.
     pub(crate) async fn start(
         store: Store,
         records: Receiver<Arc<Exchange>>,
+        otlp: Option<&OtlpSettings>,
     ) -> anyhow::Result<Self> {
         let retention_store = store.clone();
         tokio::task::spawn_blocking(move || {
@@ -73,10 +81,29 @@ impl TracesRuntime {
             writer: store.span_writer(),
             dropping: false,
         };
+        let (mut exporter, otlp_handle) = match otlp {
+            Some(otlp) => {
+                let (exporter, handle) = SpanExporter::spawn(OtlpConfig {
+                    endpoint: otlp.endpoint.clone(),
+                    headers: otlp.headers.clone(),
+                    timeout: otlp.timeout,
+                    service_name: "gatehouse".into(),
+                    service_instance_id: crate::serve::instance_id(),
+                })
+                .context("cannot start the OTLP trace exporter")?;
+                tracing::info!(endpoint = %otlp.endpoint, "exporting spans over OTLP/HTTP");
+                (Some(exporter), Some(handle))
+            }
+            None => (None, None),
+        };
         let recorder = TraceRecorder::spawn(
             records,
             Box::new(move |spans: Vec<Span>| {
                 counted.fetch_add(1, Ordering::Relaxed);
+                // Both sinks only queue; the exporter gets a copy, the store the batch.
+                if let Some(exporter) = exporter.as_mut() {
+                    exporter.write(spans.clone());
+                }
                 sink.write(spans);
             }),
         )
@@ -85,17 +112,35 @@ impl TracesRuntime {
             store,
             recorder: Arc::new(recorder.stats_reader()),
             batches,
+            otlp: otlp_handle.as_ref().map(|handle| {
+                let stats = handle.stats_reader();
+                Arc::new(stats) as Arc<dyn Fn() -> OtlpStats + Send + Sync>
+            }),
         };
-        Ok(Self { recorder, status })
+        Ok(Self {
+            recorder,
+            otlp: otlp_handle,
+            status,
+        })
     }
 
     pub(crate) fn status(&self) -> TracesStatus {
         self.status.clone()
     }
 
-    /// Waits for the recorder to hand over its last spans; call once the bus is closed.
+    /// Waits for the recorder to hand over its last spans, then for the exporter to send what
+    /// it holds (one attempt per batch); call once the bus is closed.
     pub(crate) fn join(self) {
         self.recorder.join();
+        if let Some(otlp) = self.otlp {
+            let stats = otlp.join();
+            tracing::info!(
+                exported = stats.minutes_exported,
+                failed = stats.minutes_failed,
+                dropped = stats.minutes_dropped,
+                "OTLP trace export stopped"
+            );
+        }
     }
 }
 
@@ -117,6 +162,15 @@ impl TracesStatus {
             "spansStored": store.spans_written,
             "spansDropped": store.spans_dropped,
             "retentionDays": DEFAULT_TRACE_RETENTION_DAYS,
+            "otlp": self.otlp.as_ref().map(|stats| {
+                let stats = stats();
+                json!({
+                    "batchesExported": stats.minutes_exported,
+                    "batchesFailed": stats.minutes_failed,
+                    "batchesDropped": stats.minutes_dropped,
+                    "retries": stats.retries,
+                })
+            }),
         })
     }
 }
@@ -186,7 +240,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(StoreConfig::new(dir.path())).unwrap();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        let traces = TracesRuntime::start(store.clone(), rx).await.unwrap();
+        let traces = TracesRuntime::start(store.clone(), rx, None).await.unwrap();
         let status = traces.status();
         let ids = |n: u8, sampled| TraceIds {
             trace_id: [n; 16],

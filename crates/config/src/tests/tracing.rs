@@ -74,7 +74,7 @@ fn tracing_validation_table() {
             "unknown field",
             "tracing: { sampled: true }\n",
             vec![
-                "1:12: tracing.sampled: unknown field `sampled`, expected one of `enabled`, `honour_incoming_sampled`, `default_rule`, `sampling_rules`",
+                "1:12: tracing.sampled: unknown field `sampled`, expected one of `enabled`, `honour_incoming_sampled`, `default_rule`, `sampling_rules`, `otlp`",
             ],
         ),
         (
@@ -109,6 +109,20 @@ fn tracing_validation_table() {
             ],
         ),
         (
+            "otlp endpoint not absolute, zero timeout, bad header",
+            "tracing:\n  otlp:\n    endpoint: collector:4318\n    timeout_ms: 0\n    headers: { 'bad header': x }\n",
+            vec![
+                "3:15: tracing.otlp.endpoint: 'collector:4318' is not an absolute http:// or https:// URL (e.g. http://127.0.0.1:4318/v1/traces)",
+                "4:17: tracing.otlp.timeout_ms: must be at least 1",
+                "5:30: tracing.otlp.headers.bad header: not a valid header name and value",
+            ],
+        ),
+        (
+            "otlp without endpoint",
+            "tracing:\n  otlp: { timeout_ms: 5 }\n",
+            vec!["2:9: tracing.otlp: missing field `endpoint`"],
+        ),
+        (
             "missing rate",
             "tracing:\n  sampling_rules:\n    - { name: a, priority: 1, reservoir_per_second: 1 }\n",
             vec!["3:7: tracing.sampling_rules[0]: missing field `fixed_rate`"],
@@ -118,4 +132,24 @@ fn tracing_validation_table() {
         let yaml = format!("{section}{}", api_with_route(MOCK));
         assert_eq!(errors(&yaml), expected, "case '{name}'");
     }
+}
+
+#[test]
+fn tracing_otlp_export_is_optional_and_loads_like_metrics_otlp() {
+    let none = loaded(&api_with_route(MOCK));
+    assert_eq!(none.settings.tracing.otlp, None);
+    let yaml = format!(
+        "tracing:\n  otlp:\n    endpoint: http://collector:4318/v1/traces\n    headers: {{ x-tenant: a }}\n    timeout_ms: 2500\n{}",
+        api_with_route(MOCK)
+    );
+    let otlp = loaded(&yaml).settings.tracing.otlp.unwrap();
+    assert_eq!(otlp.endpoint, "http://collector:4318/v1/traces");
+    assert_eq!(otlp.timeout, std::time::Duration::from_millis(2500));
+    assert_eq!(
+        otlp.headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+            .collect::<Vec<_>>(),
+        [("x-tenant", "a")]
+    );
 }

@@ -49,7 +49,10 @@ impl PendingSpans {
                 skipped += 1;
                 continue;
             };
-            let root = span.kind == SpanKind::Server;
+            // A request the gateway served; a service's own server span (sent to the OTLP
+            // receiver, so carrying `service.name`) joins its trace but is not listed as one.
+            let root =
+                span.kind == SpanKind::Server && span.attribute(attr::SERVICE_NAME).is_none();
             let nanos = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
             insert.execute(params![
                 &span.trace_id[..],

@@ -8,7 +8,7 @@ mod consumer;
 mod dimensions;
 mod histogram;
 mod names;
-mod otlp;
+pub(crate) mod otlp;
 mod process;
 mod prometheus;
 mod routes;

@@ -8,6 +8,9 @@
 //! with exponential backoff as the OTLP/HTTP spec asks
 //! (<https://opentelemetry.io/docs/specs/otlp/#otlphttp-throttling>). A full queue drops the
 //! minute and counts it. [`FanOut`] feeds the store and the exporter from one consumer.
+//!
+//! The queue, transport and retry loop are generic over what is queued ([`spawn_export`]): the
+//! trace exporter (`spans::otlp`) reuses them with span batches instead of minutes.
 
 mod convert;
 
@@ -31,6 +34,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::metrics::{MetricPoint, MetricSink};
 
+pub(crate) use convert::Origin;
 pub use convert::{NAME_PREFIX as OTLP_NAME_PREFIX, SUMMARY_QUANTILES as OTLP_SUMMARY_QUANTILES};
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -51,6 +55,9 @@ pub struct OtlpConfig {
     /// The `service.instance.id` resource attribute, e.g. the node id or host name.
     pub service_instance_id: String,
 }
+
+/// Turns one queued item into the protobuf body of one export request, on the exporter thread.
+pub(crate) type Encode<T> = fn(&Origin, &T) -> Bytes;
 
 /// Queue size and retry schedule; [`ExportPolicy::default`] suits production.
 #[derive(Debug, Clone)]
@@ -74,7 +81,7 @@ impl Default for ExportPolicy {
     }
 }
 
-/// Counters of the exporter's work.
+/// Counters of the exporter's work. The trace exporter counts span batches in the same fields.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OtlpStats {
     /// Minutes the collector accepted (2xx).
@@ -88,10 +95,10 @@ pub struct OtlpStats {
 }
 
 #[derive(Default)]
-struct Shared {
+pub(crate) struct Shared {
     exported: AtomicU64,
     failed: AtomicU64,
-    dropped: AtomicU64,
+    pub(crate) dropped: AtomicU64,
     retries: AtomicU64,
     /// Set by [`OtlpHandle::join`]: drain the queue, one attempt per minute, then stop.
     closing: AtomicBool,
@@ -124,41 +131,61 @@ impl OtlpExporter {
         config: OtlpConfig,
         policy: ExportPolicy,
     ) -> io::Result<(OtlpExporter, OtlpHandle)> {
-        let scheme_ok = matches!(config.endpoint.scheme_str(), Some("http" | "https"));
-        if !scheme_ok || config.endpoint.authority().is_none() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "otlp endpoint '{}': expected an absolute http:// or https:// URL",
-                    config.endpoint
-                ),
-            ));
-        }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let client = client().map_err(io::Error::other)?;
-        let (queue, receiver) = mpsc::channel(policy.queue_minutes.max(1));
-        let shared = Arc::new(Shared::default());
-        let worker = Worker {
-            origin: convert::Origin {
-                service_name: config.service_name.clone(),
-                service_instance_id: config.service_instance_id.clone(),
-            },
-            config,
-            policy,
-            client,
-            shared: Arc::clone(&shared),
-        };
-        let thread = std::thread::Builder::new()
-            .name("gatehouse-otlp".into())
-            .spawn(move || runtime.block_on(worker.run(receiver)))?;
-        let handle = OtlpHandle {
-            thread: Some(thread),
-            shared: Arc::clone(&shared),
-        };
+        let (queue, handle) = spawn_export(config, policy, "gatehouse-otlp", encode_minute)?;
+        let shared = handle.shared();
         Ok((OtlpExporter { queue, shared }, handle))
     }
+}
+
+fn encode_minute(origin: &Origin, (minute, points): &Minute) -> Bytes {
+    Bytes::from(convert::export_request(origin, *minute, points).encode_to_vec())
+}
+
+/// Starts an exporter thread that POSTs each item sent on the returned queue, encoded by
+/// `encode`. Fails if the endpoint is not an absolute `http` or `https` URL, or if the thread,
+/// its runtime or the TLS settings cannot be set up. A sender that finds the queue full must
+/// count the drop in the handle's `dropped` counter.
+pub(crate) fn spawn_export<T: Send + 'static>(
+    config: OtlpConfig,
+    policy: ExportPolicy,
+    thread_name: &str,
+    encode: Encode<T>,
+) -> io::Result<(mpsc::Sender<T>, OtlpHandle)> {
+    let scheme_ok = matches!(config.endpoint.scheme_str(), Some("http" | "https"));
+    if !scheme_ok || config.endpoint.authority().is_none() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "otlp endpoint '{}': expected an absolute http:// or https:// URL",
+                config.endpoint
+            ),
+        ));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = client().map_err(io::Error::other)?;
+    let (queue, receiver) = mpsc::channel(policy.queue_minutes.max(1));
+    let shared = Arc::new(Shared::default());
+    let worker = Worker {
+        origin: Origin {
+            service_name: config.service_name.clone(),
+            service_instance_id: config.service_instance_id.clone(),
+        },
+        config,
+        policy,
+        client,
+        encode,
+        shared: Arc::clone(&shared),
+    };
+    let thread = std::thread::Builder::new()
+        .name(thread_name.into())
+        .spawn(move || runtime.block_on(worker.run(receiver)))?;
+    let handle = OtlpHandle {
+        thread: Some(thread),
+        shared,
+    };
+    Ok((queue, handle))
 }
 
 impl MetricSink for OtlpExporter {
@@ -174,14 +201,18 @@ impl MetricSink for OtlpExporter {
 }
 
 impl OtlpHandle {
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
+    }
+
+    /// A function that reads the counters, for status pages, without holding the handle.
+    pub fn stats_reader(&self) -> impl Fn() -> OtlpStats + Send + Sync + 'static {
+        let shared = Arc::clone(&self.shared);
+        move || stats(&shared)
+    }
+
     pub fn stats(&self) -> OtlpStats {
-        let s = &self.shared;
-        OtlpStats {
-            minutes_exported: s.exported.load(Ordering::Acquire),
-            minutes_failed: s.failed.load(Ordering::Acquire),
-            minutes_dropped: s.dropped.load(Ordering::Acquire),
-            retries: s.retries.load(Ordering::Acquire),
-        }
+        stats(&self.shared)
     }
 
     /// Exports the minutes still queued, one attempt each (so a dead collector delays shutdown by
@@ -196,6 +227,15 @@ impl OtlpHandle {
             tracing::error!("otlp exporter thread panicked");
         }
         self.stats()
+    }
+}
+
+fn stats(s: &Shared) -> OtlpStats {
+    OtlpStats {
+        minutes_exported: s.exported.load(Ordering::Acquire),
+        minutes_failed: s.failed.load(Ordering::Acquire),
+        minutes_dropped: s.dropped.load(Ordering::Acquire),
+        retries: s.retries.load(Ordering::Acquire),
     }
 }
 
@@ -250,16 +290,17 @@ impl AttemptError {
     }
 }
 
-struct Worker {
-    origin: convert::Origin,
+struct Worker<T> {
+    origin: Origin,
     config: OtlpConfig,
     policy: ExportPolicy,
     client: HttpsClient,
+    encode: Encode<T>,
     shared: Arc<Shared>,
 }
 
-impl Worker {
-    async fn run(self, mut queue: mpsc::Receiver<Minute>) {
+impl<T> Worker<T> {
+    async fn run(self, mut queue: mpsc::Receiver<T>) {
         let mut closing = false;
         loop {
             let next = if closing {
@@ -275,13 +316,12 @@ impl Worker {
                     }
                 }
             };
-            let Some((minute, points)) = next else { break };
-            let request = convert::export_request(&self.origin, minute, &points);
-            let body = Bytes::from(request.encode_to_vec());
-            let counter = match self.export(minute, body).await {
+            let Some(item) = next else { break };
+            let body = (self.encode)(&self.origin, &item);
+            let counter = match self.export(body).await {
                 Ok(()) => &self.shared.exported,
                 Err(error) => {
-                    tracing::warn!(minute, points = points.len(), %error, "otlp export failed; minute lost");
+                    tracing::warn!(endpoint = %self.config.endpoint, %error, "otlp export failed; batch lost");
                     &self.shared.failed
                 }
             };
@@ -289,7 +329,7 @@ impl Worker {
         }
     }
 
-    async fn export(&self, minute: i64, body: Bytes) -> Result<(), AttemptError> {
+    async fn export(&self, body: Bytes) -> Result<(), AttemptError> {
         let mut backoff = self.policy.first_backoff;
         let mut attempt = 1;
         loop {
@@ -301,7 +341,7 @@ impl Worker {
             if !error.is_retryable() || attempt >= self.policy.attempts || closing {
                 return Err(error);
             }
-            tracing::debug!(minute, attempt, %error, ?backoff, "otlp export will be retried");
+            tracing::debug!(attempt, %error, ?backoff, "otlp export will be retried");
             self.shared.retries.fetch_add(1, Ordering::Release);
             tokio::time::sleep(backoff).await;
             backoff = backoff.saturating_mul(2);
@@ -339,8 +379,10 @@ impl Worker {
             let message = String::from_utf8_lossy(&body[..body.len().min(256)]).into_owned();
             return Err(AttemptError::Status { status, message });
         }
-        // A 2xx may still reject some points (OTLP partial success); the minute counts as
+        // A 2xx may still reject some points (OTLP partial success); the batch counts as
         // exported since retrying would not help, but the collector's reason is worth a log.
+        // The trace service's answer has the same wire form (rejected count, message), so one
+        // decoder reads both.
         if let Ok(answer) = ExportMetricsServiceResponse::decode(body)
             && let Some(partial) = answer.partial_success
             && (partial.rejected_data_points > 0 || !partial.error_message.is_empty())
@@ -348,7 +390,7 @@ impl Worker {
             tracing::warn!(
                 rejected = partial.rejected_data_points,
                 message = %partial.error_message,
-                "otlp collector rejected some data points"
+                "otlp collector rejected some data points or spans"
             );
         }
         Ok(())
@@ -373,4 +415,4 @@ impl MetricSink for FanOut {
 
 #[cfg(test)]
 #[path = "otlp_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -22,20 +22,20 @@ use crate::metrics::{Dimensions, SKETCH_RELATIVE_ACCURACY, StatisticSet};
 const MINUTE: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 
 /// One request as the receiver saw it.
-struct Received {
-    headers: HeaderMap,
-    body: Bytes,
+pub(crate) struct Received {
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
-/// A local OTLP/HTTP receiver on its own thread that answers with scripted statuses (200 once the
+/// A local OTLP/HTTP receiver (shared with the trace exporter's tests) on its own thread that answers with scripted statuses (200 once the
 /// script is used up) and records every request.
-struct Receiver {
+pub(crate) struct Receiver {
     addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
-    fn start(script: Vec<StatusCode>) -> Self {
+    pub(crate) fn start(script: Vec<StatusCode>) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -78,8 +78,14 @@ impl Receiver {
         Self { addr, received }
     }
 
-    fn endpoint(&self) -> Uri {
+    pub(crate) fn endpoint(&self) -> Uri {
         format!("http://{}/v1/metrics", self.addr).parse().unwrap()
+    }
+
+    /// The bodies received so far, in order.
+    pub(crate) fn bodies(&self) -> Vec<Bytes> {
+        let received = self.received.lock().unwrap();
+        received.iter().map(|r| r.body.clone()).collect()
     }
 
     fn requests(&self) -> Vec<ExportMetricsServiceRequest> {
@@ -91,7 +97,7 @@ impl Receiver {
     }
 }
 
-fn config(endpoint: Uri) -> OtlpConfig {
+pub(crate) fn config(endpoint: Uri) -> OtlpConfig {
     OtlpConfig {
         endpoint,
         headers: vec![(
@@ -104,7 +110,7 @@ fn config(endpoint: Uri) -> OtlpConfig {
     }
 }
 
-fn fast_retries() -> ExportPolicy {
+pub(crate) fn fast_retries() -> ExportPolicy {
     ExportPolicy {
         first_backoff: Duration::from_millis(10),
         ..ExportPolicy::default()
@@ -112,7 +118,7 @@ fn fast_retries() -> ExportPolicy {
 }
 
 /// Polls `condition` every 10 ms for up to 10 s.
-fn eventually(what: &str, condition: impl Fn() -> bool) {
+pub(crate) fn eventually(what: &str, condition: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

@@ -9,12 +9,15 @@
 //! exchange always yields the same spans.
 //!
 //! `build` turns an exchange into spans, `ids` formats and parses trace ids (W3C and X-Ray
-//! forms), and `recorder` is the bus consumer thread that hands spans to a [`SpanSink`].
+//! forms), `recorder` is the bus consumer thread that hands spans to a [`SpanSink`], and `otlp`
+//! exports them to an OpenTelemetry collector, and `receive` reads the spans services send.
 //!
 //! [`Timing`]: crate::Timing
 
 mod build;
 mod ids;
+mod otlp;
+mod receive;
 mod recorder;
 
 #[cfg(test)]
@@ -22,6 +25,8 @@ mod tests;
 
 pub use build::{classify, spans_from_exchange};
 pub use ids::{TraceIdError, child_span_id, parse_trace_id, span_id_hex, trace_id_hex};
+pub use otlp::{CLASSIFICATION_ATTRIBUTE, SCOPE_NAME, SpanExporter};
+pub use receive::{ReceiveError, Received, spans_from_otlp};
 pub use recorder::{RecorderStats, SpanSink, TraceRecorder};
 
 use serde::{Deserialize, Serialize};
@@ -117,7 +122,8 @@ pub struct SpanEvent {
 pub struct Span {
     pub trace_id: [u8; 16],
     pub span_id: [u8; 8],
-    /// `None` for the gateway's server span: the caller's span id is not on the exchange.
+    /// For the gateway's server span, the caller's span when the request carried one; `None`
+    /// for a trace the gateway started.
     pub parent_span_id: Option<[u8; 8]>,
     pub name: String,
     pub kind: SpanKind,
@@ -175,6 +181,8 @@ pub mod attr {
     pub const REQUEST_BODY_SIZE: &str = "http.request.body.size";
     pub const RESPONSE_BODY_SIZE: &str = "http.response.body.size";
     pub const ERROR_TYPE: &str = "error.type";
+    /// On spans a service sent to the gateway: the resource's service name.
+    pub const SERVICE_NAME: &str = "service.name";
     pub const API: &str = "gatehouse.api";
     pub const API_VERSION: &str = "gatehouse.api_version";
     pub const STAGE: &str = "gatehouse.stage";

@@ -7,12 +7,12 @@ use super::*;
 use crate::execution::{ExecutionDetail, ExecutionLogSettings, PhaseResult, PhaseStep};
 use crate::{Decision, ErrorClass, Exchange, ExchangeKind, RouteLabels, TraceIds, WebSocketStats};
 
-const TRACE: [u8; 16] = [
+pub(super) const TRACE: [u8; 16] = [
     0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36,
 ];
-const SPAN: [u8; 8] = [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7];
+pub(super) const SPAN: [u8; 8] = [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7];
 /// 2026-01-01T00:00:00Z.
-const BASE_NS: u64 = 1_767_225_600_000_000_000;
+pub(super) const BASE_NS: u64 = 1_767_225_600_000_000_000;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -20,7 +20,7 @@ fn ms(n: u64) -> Duration {
 
 /// A routed GET of /pets/7 answered by an HTTP upstream: routed at 1 ms, upstream from 2 ms,
 /// head at 30 ms, body done at 35 ms, client done at 40 ms.
-fn exchange(status: u16) -> Exchange {
+pub(super) fn exchange(status: u16) -> Exchange {
     let mut e = crate::bus::tests::sample();
     e.trace = Some(TraceIds {
         trace_id: TRACE,

@@ -1,0 +1,301 @@
+//! OTLP trace export end to end: with `tracing.otlp` set, a request whose caller sent a sampled
+//! `traceparent` reaches a collector (a real loopback receiver decoding the protobuf) as the
+//! gateway's spans: the server span continues the caller's trace under the caller's span, and the
+//! other spans are its children. And the receiver: a service behind the gateway POSTs its own
+//! spans to the admin listener's `/v1/traces` (with the admin token), and they join the
+//! gateway's trace in `GET /admin/traces/{id}` and the `gatehouse traces get` waterfall.
+
+#![allow(clippy::unwrap_used)] // test helpers panic on purpose
+
+mod support;
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+use serde_json::Value;
+use support::{Gatehouse, TOKEN, run};
+use tokio::sync::mpsc;
+
+/// A collector on loopback: every request's headers (as `name: value` lines) and decoded body.
+async fn collector() -> (
+    String,
+    mpsc::UnboundedReceiver<(String, ExportTraceServiceRequest)>,
+) {
+    use http_body_util::BodyExt;
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let tx = tx.clone();
+                    async move {
+                        assert_eq!(request.uri().path(), "/v1/traces");
+                        assert_eq!(request.headers()["content-type"], "application/x-protobuf");
+                        let tenant = request.headers()["x-tenant"].to_str().unwrap().to_owned();
+                        let body = request.into_body().collect().await.unwrap().to_bytes();
+                        let _ = tx.send((tenant, ExportTraceServiceRequest::decode(body).unwrap()));
+                        Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::new(),
+                        )))
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (url, rx)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sampled_request_reaches_an_otlp_collector_as_spans() {
+    let (url, mut requests) = collector().await;
+    let config = format!(
+        "listeners:\n  - name: public\n    bind: 127.0.0.1:0\ndata_dir: data\naccess_log:\n  destination: off\n\
+         tracing:\n  otlp:\n    endpoint: {url}\n    headers: {{ x-tenant: acme }}\n\
+         apis:\n  - name: shop\n    stages:\n      - name: prod\n    routes:\n\
+         \x20     - method: GET\n        path: /items/{{id}}\n        integration:\n          type: mock\n          body: item\n"
+    );
+    let gatehouse = Gatehouse::start(&config, &[]);
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller = "00f067aa0ba902b7";
+    let response = reqwest::Client::new()
+        .get(gatehouse.url("/prod/items/7"))
+        .header("traceparent", format!("00-{trace_id}-{caller}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let (tenant, request) = tokio::time::timeout(Duration::from_secs(15), requests.recv())
+        .await
+        .expect("no spans reached the collector")
+        .unwrap();
+    assert_eq!(tenant, "acme", "configured headers are sent");
+    let resource_spans = &request.resource_spans[0];
+    let resource = resource_spans.resource.as_ref().unwrap();
+    let service = resource
+        .attributes
+        .iter()
+        .find(|kv| kv.key == "service.name")
+        .and_then(|kv| kv.value.as_ref()?.value.clone());
+    assert_eq!(service, Some(AnyValue::StringValue("gatehouse".into())));
+    let spans: Vec<_> = resource_spans
+        .scope_spans
+        .iter()
+        .flat_map(|s| &s.spans)
+        .collect();
+    let server = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Server as i32)
+        .expect("a server span");
+    assert_eq!(hex(&server.trace_id), trace_id, "the caller's trace");
+    assert_eq!(
+        hex(&server.parent_span_id),
+        caller,
+        "under the caller's span"
+    );
+    assert_eq!(server.name, "GET /items/{id}");
+    assert!(server.end_time_unix_nano >= server.start_time_unix_nano);
+    assert!(
+        spans.len() >= 2,
+        "children besides the server span: {spans:?}"
+    );
+    for child in spans.iter().filter(|s| s.span_id != server.span_id) {
+        assert_eq!(child.trace_id, server.trace_id);
+        assert_eq!(child.parent_span_id, server.span_id, "{}", child.name);
+    }
+}
+
+fn unhex<const N: usize>(text: &str) -> [u8; N] {
+    let mut out = [0u8; N];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap();
+    }
+    out
+}
+
+async fn admin_trace(gatehouse: &Gatehouse, id: &str) -> Option<Value> {
+    let response = reqwest::Client::new()
+        .get(gatehouse.admin_url(&format!("/admin/traces/{id}")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    (response.status() == 200).then_some(response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_a_service_sends_to_the_receiver_join_the_gateways_trace() {
+    let config = "listeners:\n  - name: public\n    bind: 127.0.0.1:0\n\
+admin:\n  bind: 127.0.0.1:0\n  token: ${GATEHOUSE_ADMIN_TOKEN}\n\
+data_dir: data\naccess_log:\n  destination: off\n\
+apis:\n  - name: shop\n    stages:\n      - name: prod\n    routes:\n\
+\x20     - method: GET\n        path: /items/{id}\n        integration:\n          type: mock\n          body: item\n";
+    let gatehouse = Gatehouse::start(config, &[]);
+    let trace_id = "5bf92f3577b34da6a3ce929d0e0e4736";
+    let response = reqwest::Client::new()
+        .get(gatehouse.url("/prod/items/7"))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let trace = loop {
+        if let Some(trace) = admin_trace(&gatehouse, trace_id).await {
+            break trace;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the trace was never stored"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let server = trace["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "server")
+        .unwrap()
+        .clone();
+    let gateway_span = server["spanId"].as_str().unwrap();
+    let start = server["startUnixNano"].as_u64().unwrap();
+
+    // The upstream service's own span, a child of the gateway's server span.
+    let service_span = Span {
+        trace_id: unhex::<16>(trace_id).to_vec(),
+        span_id: unhex::<8>("a1a2a3a4a5a6a7a8").to_vec(),
+        parent_span_id: unhex::<8>(gateway_span).to_vec(),
+        name: "SELECT items".into(),
+        kind: SpanKind::Server as i32,
+        start_time_unix_nano: start + 1_000,
+        end_time_unix_nano: start + 2_000,
+        ..Span::default()
+    };
+    let body = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+                        value: Some(any_value::Value::StringValue("inventory".into())),
+                    }),
+                    ..KeyValue::default()
+                }],
+                ..Resource::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![service_span],
+                ..ScopeSpans::default()
+            }],
+            schema_url: String::new(),
+        }],
+    }
+    .encode_to_vec();
+    let client = reqwest::Client::new();
+    let refused = client
+        .post(gatehouse.admin_url("/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401, "the receiver needs the admin token");
+    let json = client
+        .post(gatehouse.admin_url("/v1/traces"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status(), 415);
+    let accepted = client
+        .post(gatehouse.admin_url("/v1/traces"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 200);
+    assert_eq!(accepted.headers()["content-type"], "application/x-protobuf");
+    let answer = ExportTraceServiceResponse::decode(accepted.bytes().await.unwrap()).unwrap();
+    assert!(answer.partial_success.is_none(), "{answer:?}");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let joined = loop {
+        let trace = admin_trace(&gatehouse, trace_id).await.unwrap();
+        let found = trace["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "SELECT items")
+            .cloned();
+        if let Some(span) = found {
+            break span;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service span never joined: {trace}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(joined["parentSpanId"], gateway_span);
+    assert_eq!(joined["attributes"]["service.name"], "inventory");
+
+    let admin = gatehouse.admin_url("");
+    let (code, stdout, stderr) = run(
+        &[
+            "traces", "get", trace_id, "--admin", &admin, "--token", TOKEN,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let gateway_line = stdout
+        .lines()
+        .position(|l| l.starts_with("GET /items/{id}"));
+    let service_line = stdout
+        .lines()
+        .position(|l| l.trim_start().starts_with("SELECT items"));
+    assert!(
+        matches!((gateway_line, service_line), (Some(g), Some(s)) if s > g),
+        "the service span prints under the gateway's: {stdout}"
+    );
+    let indented = stdout.lines().find(|l| l.contains("SELECT items")).unwrap();
+    assert!(indented.starts_with("  "), "{stdout}");
+
+    // Still one request listed: the service's server span is not a request of the gateway.
+    let (code, stdout, stderr) = run(
+        &[
+            "traces", "search", "-o", "json", "--admin", &admin, "--token", TOKEN,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let listed: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listed["traces"].as_array().unwrap().len(), 1, "{listed}");
+}
