@@ -25,6 +25,7 @@ pub(crate) struct TracingSpec {
     default_rule: Option<DefaultRuleSpec>,
     sampling_rules: Vec<SamplingRuleSpec>,
     otlp: Option<crate::model::OtlpSpec>,
+    retention_days: u32,
 }
 
 impl Default for TracingSpec {
@@ -35,9 +36,15 @@ impl Default for TracingSpec {
             default_rule: None,
             sampling_rules: Vec::new(),
             otlp: None,
+            retention_days: DEFAULT_TRACE_RETENTION_DAYS,
         }
     }
 }
+
+/// How long spans are kept unless configured: a week, X-Ray's 30 days being for a managed store.
+pub const DEFAULT_TRACE_RETENTION_DAYS: u32 = 7;
+/// The longest trace retention the section accepts.
+const MAX_TRACE_RETENTION_DAYS: u32 = 3650;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,6 +89,8 @@ pub struct TracingSettings {
     pub default_rule: SamplingRule,
     /// Where recorded spans are also exported over OTLP/HTTP, if anywhere. Read at start-up.
     pub otlp: Option<crate::settings::OtlpSettings>,
+    /// How many days stored spans are kept.
+    pub retention_days: u32,
 }
 
 impl Default for TracingSettings {
@@ -92,6 +101,7 @@ impl Default for TracingSettings {
             sampling_rules: Vec::new(),
             default_rule: SamplingRule::default_rule(),
             otlp: None,
+            retention_days: DEFAULT_TRACE_RETENTION_DAYS,
         }
     }
 }
@@ -154,7 +164,17 @@ pub(crate) fn validate(spec: &TracingSpec, diags: &mut Diagnostics<'_>) -> Traci
             fixed_rate: rule.fixed_rate,
         });
     }
+    if !(1..=MAX_TRACE_RETENTION_DAYS).contains(&spec.retention_days) {
+        diags.error(
+            "tracing.retention_days",
+            format!(
+                "must be between 1 and {MAX_TRACE_RETENTION_DAYS} days (got {})",
+                spec.retention_days
+            ),
+        );
+    }
     TracingSettings {
+        retention_days: spec.retention_days,
         enabled: spec.enabled,
         honour_incoming_sampled: spec.honour_incoming_sampled,
         sampling_rules: rules,

@@ -118,6 +118,7 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
                 store.clone(),
                 bus.subscribe("traces"),
                 settings.tracing.otlp.as_ref(),
+                settings.tracing.retention_days,
             )
             .await?,
         ),
@@ -459,6 +460,9 @@ impl Reloader {
         }
         if let Some(logs) = &self.logs {
             logs.reload(&loaded.settings.logs).await;
+        }
+        if let Some(traces) = &self.traces {
+            traces.set_retention(loaded.settings.tracing.retention_days).await;
         }
         self.gateway.swap(Runtime {
             table: Arc::clone(&loaded.table),

@@ -9,7 +9,7 @@
 //! the gateway's own, so they show in the same trace.
 
 use gatehouse_admin::{ApiError, TracesQuery};
-use gatehouse_store::{DEFAULT_TRACE_RETENTION_DAYS, Store, TraceSearch, TraceSummary};
+use gatehouse_store::{Store, TraceSearch, TraceSummary};
 use gatehouse_telemetry::spans::{
     AttrValue, Span, SpanStatus, parse_trace_id, span_id_hex, spans_from_otlp, trace_id_hex,
 };
@@ -36,8 +36,8 @@ pub(crate) async fn trace(store: &Store, id: String) -> Result<Value, ApiError> 
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     if spans.is_empty() {
         return Err(ApiError::NotFound(format!(
-            "no trace {}: it was never recorded, not sampled, or is older than the retention \
-             ({DEFAULT_TRACE_RETENTION_DAYS} days)",
+            "no trace {}: it was never recorded, not sampled, or is older than the trace \
+             retention (tracing.retention_days)",
             trace_id_hex(&trace_id)
         )));
     }

@@ -7,11 +7,11 @@
 //! it records nothing and costs one queue per record.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use anyhow::Context;
 use gatehouse_config::OtlpSettings;
-use gatehouse_store::{DEFAULT_TRACE_RETENTION_DAYS, SpanWriter, Store};
+use gatehouse_store::{SpanWriter, Store};
 use gatehouse_telemetry::Exchange;
 use gatehouse_telemetry::metrics::{OtlpConfig, OtlpHandle, OtlpStats};
 use gatehouse_telemetry::spans::{RecorderStats, Span, SpanExporter, SpanSink, TraceRecorder};
@@ -58,6 +58,8 @@ pub(crate) struct TracesStatus {
     batches: Arc<AtomicU64>,
     /// The OTLP exporter's counters (in batches), when spans are exported.
     otlp: Option<Arc<dyn Fn() -> OtlpStats + Send + Sync>>,
+    /// Days spans are kept (`tracing.retention_days`).
+    retention_days: Arc<AtomicU32>,
 }
 
 impl TracesRuntime {
@@ -67,14 +69,13 @@ impl TracesRuntime {
         store: Store,
         records: Receiver<Arc<Exchange>>,
         otlp: Option<&OtlpSettings>,
+        retention_days: u32,
     ) -> anyhow::Result<Self> {
         let retention_store = store.clone();
-        tokio::task::spawn_blocking(move || {
-            retention_store.set_trace_retention(DEFAULT_TRACE_RETENTION_DAYS)
-        })
-        .await
-        .context("the trace retention task failed")?
-        .context("cannot set the trace retention")?;
+        tokio::task::spawn_blocking(move || retention_store.set_trace_retention(retention_days))
+            .await
+            .context("the trace retention task failed")?
+            .context("cannot set the trace retention")?;
         let batches = Arc::new(AtomicU64::new(0));
         let counted = Arc::clone(&batches);
         let mut sink = StoreSpanSink {
@@ -116,6 +117,7 @@ impl TracesRuntime {
                 let stats = handle.stats_reader();
                 Arc::new(stats) as Arc<dyn Fn() -> OtlpStats + Send + Sync>
             }),
+            retention_days: Arc::new(AtomicU32::new(retention_days)),
         };
         Ok(Self {
             recorder,
@@ -145,6 +147,19 @@ impl TracesRuntime {
 }
 
 impl TracesStatus {
+    /// Applies a reloaded `tracing.retention_days` (expired spans go at the next sweep).
+    pub(crate) async fn set_retention(&self, days: u32) {
+        if self.retention_days.swap(days, Ordering::Relaxed) == days {
+            return;
+        }
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.set_trace_retention(days)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "cannot apply the trace retention"),
+            Err(error) => tracing::warn!(%error, "the trace retention task failed"),
+        }
+    }
+
     /// The store the trace queries read.
     pub(crate) fn store(&self) -> &Store {
         &self.store
@@ -161,7 +176,7 @@ impl TracesStatus {
             "batches": self.batches.load(Ordering::Relaxed),
             "spansStored": store.spans_written,
             "spansDropped": store.spans_dropped,
-            "retentionDays": DEFAULT_TRACE_RETENTION_DAYS,
+            "retentionDays": self.retention_days.load(Ordering::Relaxed),
             "otlp": self.otlp.as_ref().map(|stats| {
                 let stats = stats();
                 json!({

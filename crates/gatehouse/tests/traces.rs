@@ -15,6 +15,7 @@ use support::{Gatehouse, TOKEN, run};
 const CONFIG: &str = "listeners:\n  - name: public\n    bind: 127.0.0.1:0\n\
 admin:\n  bind: 127.0.0.1:0\n  token: ${GATEHOUSE_ADMIN_TOKEN}\n\
 data_dir: data\n\
+tracing:\n  retention_days: 3\n\
 apis:\n  - name: shop\n    stages:\n      - name: prod\n        execution_log:\n          level: info\n    routes:\n\
 \x20     - method: GET\n        path: /items/{id}\n        integration:\n          type: mock\n          body: 'item {id}'\n";
 
@@ -39,6 +40,8 @@ async fn admin_get(gatehouse: &Gatehouse, path: &str) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_ids_are_checked_unknown_traces_are_404_and_the_search_answers() {
     let gatehouse = Gatehouse::start(CONFIG, &[]);
+    let (_, status) = admin_get(&gatehouse, "/admin/status").await;
+    assert_eq!(status["traces"]["retentionDays"], 3, "{status}");
 
     for bad in [
         "nope",

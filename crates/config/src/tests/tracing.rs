@@ -74,7 +74,7 @@ fn tracing_validation_table() {
             "unknown field",
             "tracing: { sampled: true }\n",
             vec![
-                "1:12: tracing.sampled: unknown field `sampled`, expected one of `enabled`, `honour_incoming_sampled`, `default_rule`, `sampling_rules`, `otlp`",
+                "1:12: tracing.sampled: unknown field `sampled`, expected one of `enabled`, `honour_incoming_sampled`, `default_rule`, `sampling_rules`, `otlp`, `retention_days`",
             ],
         ),
         (
@@ -126,6 +126,11 @@ fn tracing_validation_table() {
             "missing rate",
             "tracing:\n  sampling_rules:\n    - { name: a, priority: 1, reservoir_per_second: 1 }\n",
             vec!["3:7: tracing.sampling_rules[0]: missing field `fixed_rate`"],
+        ),
+        (
+            "retention",
+            "tracing:\n  retention_days: 0\n",
+            vec!["2:19: tracing.retention_days: must be between 1 and 3650 days (got 0)"],
         ),
     ];
     for (name, section, expected) in cases {
