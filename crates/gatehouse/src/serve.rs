@@ -462,7 +462,9 @@ impl Reloader {
             logs.reload(&loaded.settings.logs).await;
         }
         if let Some(traces) = &self.traces {
-            traces.set_retention(loaded.settings.tracing.retention_days).await;
+            traces
+                .set_retention(loaded.settings.tracing.retention_days)
+                .await;
         }
         self.gateway.swap(Runtime {
             table: Arc::clone(&loaded.table),

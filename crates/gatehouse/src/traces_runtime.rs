@@ -255,7 +255,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(StoreConfig::new(dir.path())).unwrap();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        let traces = TracesRuntime::start(store.clone(), rx, None).await.unwrap();
+        let traces = TracesRuntime::start(store.clone(), rx, None, 7)
+            .await
+            .unwrap();
         let status = traces.status();
         let ids = |n: u8, sampled| TraceIds {
             trace_id: [n; 16],
