@@ -15,8 +15,9 @@
 //! - service → callee: each client span a service sent.
 //!
 //! **The merge rule:** when a received server span's parent is a client span (the gateway's
-//! integration span or a service's client span), the callee of that client span *is* the
-//! receiving service: the edge goes to the service's node, not to an address node, and is
+//! integration span or a service's client span), or the gateway's server span (which is the
+//! parent the gateway forwards upstream in `traceparent`) that has an integration span, the
+//! callee of that client span *is* the receiving service: the edge goes to the service's node, not to an address node, and is
 //! counted once, from the caller's client span (the caller's view of the call, as X-Ray counts
 //! it). A received server span with no parent, or a parent not in the window, is an edge from
 //! `client`, counted from the server span itself.
@@ -130,18 +131,41 @@ pub fn build_graph(spans: &[Span]) -> ServiceGraph {
         .iter()
         .map(|span| ((span.trace_id, span.span_id), span))
         .collect();
+    // The gateway's integration span under each of its server spans.
+    let mut integration: HashMap<([u8; 16], [u8; 8]), [u8; 8]> = HashMap::new();
+    for span in spans {
+        if span.kind == SpanKind::Client
+            && span.attribute_str(attr::SERVICE_NAME).is_none()
+            && let Some(parent) = span.parent_span_id
+        {
+            integration
+                .entry((span.trace_id, parent))
+                .or_insert(span.span_id);
+        }
+    }
     // The service that received each client span's call, by the merge rule.
     let mut callee: HashMap<([u8; 16], [u8; 8]), &str> = HashMap::new();
     for span in spans {
-        if let (SpanKind::Server, Some(service), Some(parent)) = (
+        let (SpanKind::Server, Some(service), Some(parent)) = (
             span.kind,
             span.attribute_str(attr::SERVICE_NAME),
             span.parent_span_id,
-        ) && by_id
-            .get(&(span.trace_id, parent))
-            .is_some_and(|p| p.kind == SpanKind::Client)
-        {
-            callee.entry((span.trace_id, parent)).or_insert(service);
+        ) else {
+            continue;
+        };
+        let Some(parent_span) = by_id.get(&(span.trace_id, parent)) else {
+            continue;
+        };
+        let call = match parent_span.kind {
+            SpanKind::Client => Some(parent),
+            // The gateway forwards its server span as the upstream's parent.
+            SpanKind::Server if parent_span.attribute_str(attr::SERVICE_NAME).is_none() => {
+                integration.get(&(span.trace_id, parent)).copied()
+            }
+            _ => None,
+        };
+        if let Some(call) = call {
+            callee.entry((span.trace_id, call)).or_insert(service);
         }
     }
 

@@ -97,6 +97,28 @@ fn the_three_hop_chain_merges_the_upstream_with_the_service_that_answered() {
 }
 
 #[test]
+fn a_service_under_the_gateways_server_span_is_the_integrations_callee() {
+    // The traceparent the gateway forwards names its server span, not the integration span.
+    let spans = [
+        span(1, None, SpanKind::Server, GATEWAY),
+        span(
+            2,
+            Some(1),
+            SpanKind::Client,
+            &[("gatehouse.integration", "http")],
+        ),
+        span(3, Some(1), SpanKind::Server, &[("service.name", "A")]),
+    ];
+    assert_eq!(
+        edges(&spans),
+        [
+            "client -> api:petstore/prod 1/0/0/0",
+            "api:petstore/prod -> service:A 1/0/0/0",
+        ]
+    );
+}
+
+#[test]
 fn upstreams_without_spans_are_named_by_address_or_url_or_their_api() {
     let spans = [
         span(1, None, SpanKind::Server, GATEWAY),
