@@ -17,6 +17,7 @@
 //! - `GET /admin/traces/{id}` (W3C or X-Ray trace id; 400 if malformed, 404 if unknown) and
 //!   `GET /admin/traces?api=&stage=&route=&status=&fault=true&min_duration=200ms&since=1h&limit=`:
 //!   the trace store.
+//! - `GET /admin/graph?since=1h` (or `start=` / `end=`): the service graph of a window of spans.
 //! - `GET`, `PUT`, `DELETE /admin/alarms/{name}`: one alarm; `PUT` creates (201) or replaces
 //!   (200) an alarm from a JSON body with the config file's alarm fields, 400 with the list of
 //!   errors if it is invalid; config-file alarms answer 409 to `PUT` and `DELETE`.
@@ -86,6 +87,17 @@ pub struct TailQuery {
     pub group: Option<String>,
     /// A filter expression, as after `filter` in a query.
     pub filter: Option<String>,
+}
+
+/// The window of a service graph (query string of `GET /admin/graph`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphQuery {
+    /// Unix seconds or RFC 3339.
+    pub start: Option<String>,
+    pub end: Option<String>,
+    /// A duration back from now (`15m`, `1h`, `2d`), instead of `start`.
+    pub since: Option<String>,
 }
 
 /// A trace search as the admin API receives it (query string of `GET /admin/traces`).
@@ -225,6 +237,11 @@ pub trait Control: Send + Sync + 'static {
 
     /// The stored requests matching a search, newest first.
     fn search_traces(&self, _query: TracesQuery) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async { Err(ApiError::Unavailable("the trace store is disabled".into())) })
+    }
+
+    /// The service graph of the spans of a window.
+    fn graph(&self, _query: GraphQuery) -> BoxFuture<'_, Result<Value, ApiError>> {
         Box::pin(async { Err(ApiError::Unavailable("the trace store is disabled".into())) })
     }
 

@@ -1,6 +1,7 @@
 //! The trace endpoints: one trace by id, the search over stored requests, and the OTLP/HTTP
 //! receiver (`POST /v1/traces`, protobuf) where the services behind the gateway send their own
-//! spans, behind the admin token like every admin endpoint.
+//! spans, behind the admin token like every admin endpoint; and the service graph built from the
+//! stored spans of a window.
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
@@ -9,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderMap, StatusCode, header};
 
-use super::{ApiError, AppState, TracesQuery, api_error};
+use super::{ApiError, AppState, GraphQuery, TracesQuery, api_error};
 
 const PROTOBUF: &str = "application/x-protobuf";
 
@@ -18,6 +19,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/admin/traces", get(search))
         .route("/admin/traces/{id}", get(trace))
         .route("/v1/traces", post(receive))
+        .route("/admin/graph", get(graph))
 }
 
 /// OTLP/HTTP allows protobuf and JSON; only protobuf is read, and anything else is refused with
@@ -59,6 +61,20 @@ async fn search(
         Err(rejection) => return api_error(ApiError::BadRequest(rejection.body_text())),
     };
     match state.control.search_traces(query).await {
+        Ok(value) => axum::Json(value).into_response(),
+        Err(error) => api_error(error),
+    }
+}
+
+async fn graph(
+    State(state): State<AppState>,
+    query: Result<Query<GraphQuery>, QueryRejection>,
+) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => return api_error(ApiError::BadRequest(rejection.body_text())),
+    };
+    match state.control.graph(query).await {
         Ok(value) => axum::Json(value).into_response(),
         Err(error) => api_error(error),
     }

@@ -6,6 +6,8 @@ mod alarm_registry;
 mod alarms_api;
 mod alarms_cli;
 mod demo;
+mod graph_api;
+mod graph_cli;
 mod log_sink;
 mod logging;
 mod logs_api;
@@ -124,6 +126,14 @@ enum Command {
     Traces {
         #[command(subcommand)]
         command: traces_cli::TracesCommand,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Show the service graph of a running gateway's recent spans: who called whom, how often,
+    /// how it went and how long it took.
+    Graph {
+        #[command(flatten)]
+        args: graph_cli::GraphArgs,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -357,6 +367,9 @@ fn main() -> ExitCode {
             }
             Command::Traces { command, admin } => {
                 traces_cli::run(command, &admin.url, &admin.token()?).await
+            }
+            Command::Graph { args, admin } => {
+                graph_cli::run(args, &admin.url, &admin.token()?).await
             }
             Command::Validate { .. } => unreachable!("handled above"),
         }

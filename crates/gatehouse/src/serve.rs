@@ -686,6 +686,18 @@ impl gatehouse_admin::Control for Reloader {
         })
     }
 
+    fn graph(
+        &self,
+        query: gatehouse_admin::GraphQuery,
+    ) -> gatehouse_admin::BoxFuture<'_, Result<Value, gatehouse_admin::ApiError>> {
+        Box::pin(async move {
+            match &self.traces {
+                Some(traces) => crate::graph_api::graph(traces.store(), query).await,
+                None => Err(traces_disabled()),
+            }
+        })
+    }
+
     fn status(&self) -> Value {
         let config = summary_json(&self.current.lock().unwrap_or_else(|p| p.into_inner()));
         let consumers: Vec<Value> = self

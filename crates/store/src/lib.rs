@@ -42,8 +42,8 @@ pub use logs::{
 };
 pub use metrics::{MetricDatapoint, MetricQuery, MetricWriter};
 pub use traces::{
-    DEFAULT_TRACE_RETENTION_DAYS, MAX_QUEUED_SPAN_BATCHES, MAX_QUEUED_SPANS, MAX_SEARCH_LIMIT,
-    SpanWriter, SpansDropped, TraceSearch, TraceSummary,
+    DEFAULT_TRACE_RETENTION_DAYS, MAX_GRAPH_SPANS, MAX_QUEUED_SPAN_BATCHES, MAX_QUEUED_SPANS,
+    MAX_SEARCH_LIMIT, SpanWriter, SpansDropped, TraceSearch, TraceSummary,
 };
 
 use pool::ReaderPool;
@@ -235,6 +235,21 @@ impl Store {
     /// The requests (the gateway's server spans) matching `search`, newest first. Blocking.
     pub fn search_traces(&self, search: &TraceSearch) -> Result<Vec<TraceSummary>, StoreError> {
         self.inner.readers.with(|conn| traces::search(conn, search))
+    }
+
+    /// Every span that started in `[start, end)` (Unix nanoseconds), oldest first, at most
+    /// `limit` (and never more than [`MAX_GRAPH_SPANS`]); `true` when spans were left out.
+    /// Blocking.
+    pub fn spans_in_window(
+        &self,
+        start_unix_nanos: u64,
+        end_unix_nanos: u64,
+        limit: usize,
+    ) -> Result<(Vec<gatehouse_telemetry::spans::Span>, bool), StoreError> {
+        let limit = limit.min(MAX_GRAPH_SPANS);
+        self.inner
+            .readers
+            .with(|conn| traces::in_window(conn, start_unix_nanos, end_unix_nanos, limit))
     }
 
     /// Sets how many days spans are kept (default [`DEFAULT_TRACE_RETENTION_DAYS`]). It is not

@@ -91,6 +91,28 @@ fn search(start: u64, end: u64) -> TraceSearch {
 }
 
 #[test]
+fn spans_in_window_reads_every_span_of_the_window_oldest_first_and_says_when_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let now = now_ns();
+    let old = request(1, "pets", "/a", 200, now - 2 * DAY / 24, 5);
+    let first = request(2, "pets", "/b", 503, now - 20 * MS, 5);
+    let second = request(3, "shop", "/c", 429, now - 10 * MS, 5);
+    for spans in [&old, &first, &second] {
+        store.span_writer().append(spans.clone()).unwrap();
+    }
+    store.flush().unwrap();
+    let hour_ago = now - DAY / 24;
+    let (spans, capped) = store.spans_in_window(hour_ago, now + MS, 100).unwrap();
+    assert!(!capped);
+    let expected: Vec<Span> = first.iter().chain(&second).cloned().collect();
+    assert_eq!(spans, expected);
+    let (spans, capped) = store.spans_in_window(hour_ago, now + MS, 3).unwrap();
+    assert!(capped, "four spans in the window, three read");
+    assert_eq!(spans, expected[..3]);
+}
+
+#[test]
 fn a_trace_round_trips_whole_and_an_unknown_one_is_empty() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);

@@ -11,7 +11,8 @@
 //!   queue and [`MAX_QUEUED_SPANS`] spans, so a flood of traces drops spans (counted), never
 //!   metrics.
 //! - Reading (`read.rs`): [`Store::trace`](crate::Store::trace) and
-//!   [`Store::search_traces`](crate::Store::search_traces).
+//!   [`Store::search_traces`](crate::Store::search_traces), and
+//!   [`Store::spans_in_window`](crate::Store::spans_in_window) for the service graph.
 //! - Retention: [`DEFAULT_TRACE_RETENTION_DAYS`] (X-Ray keeps traces 30 days; a gateway's own store
 //!   is smaller), changed with [`Store::set_trace_retention`](crate::Store::set_trace_retention);
 //!   the writer's sweep deletes spans that started before the cutoff.
@@ -25,7 +26,7 @@ use gatehouse_telemetry::spans::{Classification, Span};
 
 use crate::writer::{QUEUE_CAPACITY, WriteOp, WriterQueue};
 
-pub(crate) use read::{search, trace};
+pub(crate) use read::{in_window, search, trace};
 pub(crate) use write::{PendingSpans, sweep, validate_retention};
 
 /// How long spans are kept unless the binary says otherwise.
@@ -34,6 +35,8 @@ pub const DEFAULT_TRACE_RETENTION_DAYS: u32 = 7;
 pub const MAX_QUEUED_SPAN_BATCHES: u64 = QUEUE_CAPACITY as u64 / 4;
 /// At most this many spans wait in the writer's queue, which bounds their memory.
 pub const MAX_QUEUED_SPANS: u64 = 64 * 1024;
+/// The most spans one service graph reads: about 100 MB of decoded spans at worst.
+pub const MAX_GRAPH_SPANS: usize = 100_000;
 /// The most summaries one search returns.
 pub const MAX_SEARCH_LIMIT: usize = 1000;
 

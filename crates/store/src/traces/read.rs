@@ -97,3 +97,39 @@ pub(crate) fn search(
 fn fixed<const N: usize>(blob: &[u8]) -> [u8; N] {
     <[u8; N]>::try_from(blob).unwrap_or([0; N])
 }
+
+/// Spans that started in `[start, end)` (Unix nanoseconds), oldest first, at most `limit`; the
+/// flag says whether more were there.
+pub(crate) fn in_window(
+    conn: &Connection,
+    start_unix_nanos: u64,
+    end_unix_nanos: u64,
+    limit: usize,
+) -> Result<(Vec<Span>, bool), StoreError> {
+    let what = "reading the spans of a window";
+    let nanos = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT data FROM spans WHERE start_ns >= ?1 AND start_ns < ?2
+             ORDER BY start_ns, id LIMIT ?3",
+        )
+        .map_err(StoreError::query(what))?;
+    let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+    let blobs = stmt
+        .query_map(
+            params![nanos(start_unix_nanos), nanos(end_unix_nanos), fetch],
+            |row| row.get::<_, Vec<u8>>(0),
+        )
+        .map_err(StoreError::query(what))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::query(what))?;
+    let capped = blobs.len() > limit;
+    let mut spans = Vec::with_capacity(blobs.len().min(limit));
+    for blob in blobs.into_iter().take(limit) {
+        match postcard::from_bytes::<Span>(&blob) {
+            Ok(span) => spans.push(span),
+            Err(error) => tracing::warn!(%error, "an unreadable stored span was skipped"),
+        }
+    }
+    Ok((spans, capped))
+}
