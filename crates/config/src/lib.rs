@@ -108,6 +108,33 @@ pub fn load_str(
     base_dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ConfigErrors> {
+    read_document(text, file_name, env, |value, diags| {
+        let file = model::decode_file(value, diags);
+        let settings = validate::settings(&file, base_dir, diags);
+        let (table, mut summary) = compile::compile(&file.apis, diags);
+        let table = with_stage_execution_logs(&table, &settings.stage_logging);
+        summary.listeners = settings.listeners.len();
+        Some(Loaded {
+            settings,
+            table: Arc::new(table),
+            summary,
+            source: SourceInfo {
+                file: PathBuf::from(file_name),
+                config_dir: base_dir.to_path_buf(),
+            },
+        })
+    })
+}
+
+/// Reads one YAML document into a JSON value (positions kept, `${ENV}` substituted, duplicate
+/// keys refused) and hands it to `decode` with the diagnostics that know its positions. Every
+/// error, from a YAML syntax slip to `decode`'s own, comes back with file, line and column.
+pub(crate) fn read_document<T>(
+    text: &str,
+    file_name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    decode: impl FnOnce(serde_json::Value, &mut Diagnostics<'_>) -> Option<T>,
+) -> Result<T, ConfigErrors> {
     let root = yaml::parse(text).map_err(|error| {
         let index = PositionIndex::at_root(error.pos);
         let mut diags = Diagnostics::new(file_name, &index);
@@ -130,20 +157,10 @@ pub fn load_str(
     if diags.has_errors() {
         return Err(diags.into_errors());
     }
-    let file = model::decode_file(value, &mut diags);
-    let settings = validate::settings(&file, base_dir, &mut diags);
-    let (table, mut summary) = compile::compile(&file.apis, &mut diags);
-    let table = with_stage_execution_logs(&table, &settings.stage_logging);
-    summary.listeners = settings.listeners.len();
-    diags.finish(Loaded {
-        settings,
-        table: Arc::new(table),
-        summary,
-        source: SourceInfo {
-            file: PathBuf::from(file_name),
-            config_dir: base_dir.to_path_buf(),
-        },
-    })
+    match decode(value, &mut diags) {
+        Some(decoded) => diags.finish(decoded),
+        None => Err(diags.into_errors()),
+    }
 }
 
 /// Gives every route its stage's execution-log settings, one shared `Arc` per stage (the shared

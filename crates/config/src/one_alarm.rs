@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::alarms::{AlarmSettings, REDACTED, validate_one};
 use crate::error::{ConfigErrors, Diagnostics};
 use crate::model::decode;
-use crate::yaml::{self, PositionIndex};
+use crate::yaml::PositionIndex;
 
 /// The file name errors about an admin API body carry (they have no line or column).
 const BODY: &str = "request body";
@@ -43,37 +43,12 @@ pub fn alarm_from_text(
     file_name: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(AlarmSettings, Value), ConfigErrors> {
-    let root = yaml::parse(text).map_err(|error| {
-        let index = PositionIndex::at_root(error.pos);
-        let mut diags = Diagnostics::new(file_name, &index);
-        diags.push_at("", error.pos, error.message);
-        diags.into_errors()
-    })?;
-    let (index, duplicates) = PositionIndex::build(&root);
-    let mut diags = Diagnostics::new(file_name, &index);
-    for duplicate in duplicates {
-        diags.push_at(
-            &duplicate.path,
-            duplicate.pos,
-            format!(
-                "duplicate key '{}'; each key may appear only once in a mapping",
-                duplicate.key
-            ),
-        );
-    }
-    let value = yaml::to_value(&root, "", env, &mut diags);
-    if diags.has_errors() {
-        return Err(diags.into_errors());
-    }
-    let Some(value) = named(name, value, &mut diags) else {
-        return Err(diags.into_errors());
-    };
-    let alarm = decode(value.clone(), "", &mut diags)
-        .and_then(|doc| validate_one(doc, "", None, &mut diags));
-    match alarm {
-        Some(alarm) => diags.finish((alarm, value)),
-        None => Err(diags.into_errors()),
-    }
+    crate::read_document(text, file_name, env, |value, diags| {
+        let value = named(name, value, diags)?;
+        let alarm =
+            decode(value.clone(), "", diags).and_then(|doc| validate_one(doc, "", None, diags))?;
+        Some((alarm, value))
+    })
 }
 
 /// `value` with its `name` set to `name`, or `None` (with the error) if it is not a mapping or

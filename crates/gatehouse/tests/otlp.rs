@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -16,34 +15,11 @@ use support::Gatehouse;
 use tokio::sync::mpsc;
 
 async fn collector() -> (String, mpsc::UnboundedReceiver<ExportMetricsServiceRequest>) {
-    use http_body_util::BodyExt;
-    use hyper::service::service_fn;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1/metrics", listener.local_addr().unwrap());
+    let (url, mut raw) = support::protobuf_receiver("/v1/metrics").await;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                    let tx = tx.clone();
-                    async move {
-                        assert_eq!(request.headers()["content-type"], "application/x-protobuf");
-                        let body = request.into_body().collect().await.unwrap().to_bytes();
-                        let _ = tx.send(ExportMetricsServiceRequest::decode(body).unwrap());
-                        Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(
-                            bytes::Bytes::new(),
-                        )))
-                    }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+        while let Some((_, body)) = raw.recv().await {
+            let _ = tx.send(ExportMetricsServiceRequest::decode(body).unwrap());
         }
     });
     (url, rx)

@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::{
@@ -25,41 +24,17 @@ use serde_json::Value;
 use support::{Gatehouse, TOKEN, run};
 use tokio::sync::mpsc;
 
-/// A collector on loopback: every request's headers (as `name: value` lines) and decoded body.
+/// A collector on loopback: the `x-tenant` header and the decoded body of every export.
 async fn collector() -> (
     String,
     mpsc::UnboundedReceiver<(String, ExportTraceServiceRequest)>,
 ) {
-    use http_body_util::BodyExt;
-    use hyper::service::service_fn;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    let (url, mut raw) = support::protobuf_receiver("/v1/traces").await;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                    let tx = tx.clone();
-                    async move {
-                        assert_eq!(request.uri().path(), "/v1/traces");
-                        assert_eq!(request.headers()["content-type"], "application/x-protobuf");
-                        let tenant = request.headers()["x-tenant"].to_str().unwrap().to_owned();
-                        let body = request.into_body().collect().await.unwrap().to_bytes();
-                        let _ = tx.send((tenant, ExportTraceServiceRequest::decode(body).unwrap()));
-                        Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(
-                            bytes::Bytes::new(),
-                        )))
-                    }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+        while let Some((headers, body)) = raw.recv().await {
+            let tenant = headers["x-tenant"].to_str().unwrap().to_owned();
+            let _ = tx.send((tenant, ExportTraceServiceRequest::decode(body).unwrap()));
         }
     });
     (url, rx)

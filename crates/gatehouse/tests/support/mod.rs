@@ -257,3 +257,53 @@ pub async fn webhook_receiver() -> (
     });
     (url, rx)
 }
+
+/// A protobuf receiver on loopback at `path` (an OTLP collector, say): every request must be a
+/// `POST` of `application/x-protobuf`; it is answered 200 and handed over as headers and body.
+pub async fn protobuf_receiver(
+    path: &'static str,
+) -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<(http::HeaderMap, bytes::Bytes)>,
+) {
+    use http_body_util::BodyExt;
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind receiver");
+    let url = format!("http://{}{path}", listener.local_addr().expect("addr"));
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let tx = tx.clone();
+                    async move {
+                        assert_eq!(request.uri().path(), path);
+                        assert_eq!(request.headers()["content-type"], "application/x-protobuf");
+                        let headers = request.headers().clone();
+                        let body = request
+                            .into_body()
+                            .collect()
+                            .await
+                            .expect("request body")
+                            .to_bytes();
+                        let _ = tx.send((headers, body));
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::new()),
+                        ))
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (url, rx)
+}
