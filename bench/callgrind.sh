@@ -13,7 +13,7 @@
 #   BIN=target/release/gatehouse DUR=5 bash bench/callgrind.sh
 #
 # Knobs: BIN (default target/release/gatehouse, not rebuilt), DUR (seconds of wrk, default 5),
-# CONNECTIONS (wrk -c, default 10), VARIANTS ("on off"; also "notracing": metrics on, tracing off), KEEP=1 keeps the work directory with the
+# CONNECTIONS (wrk -c, default 10), VARIANTS ("on off"; also "notracing": metrics on, tracing off; "bare": both off), KEEP=1 keeps the work directory with the
 # callgrind.out files (for callgrind_annotate). Needs valgrind, nginx, wrk and curl.
 set -euo pipefail
 
@@ -139,7 +139,8 @@ for variant in $VARIANTS; do
         on) metrics=true ;;
         off) metrics=false ;;
         notracing) metrics=true tracing=false ;;
-        *) die "variant $variant: on, off or notracing" ;;
+        bare) metrics=false tracing=false ;;
+        *) die "variant $variant: on, off, notracing or bare" ;;
     esac
     dir=$WORK/$variant
     mkdir -p "$dir/data"
