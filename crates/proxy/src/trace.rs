@@ -2,6 +2,8 @@
 //! request is refused, whose ids go on the exchange (and from there into the access log and onto
 //! the response). The parsing, formatting and sampling live in `gatehouse_telemetry::trace`.
 
+use std::time::UNIX_EPOCH;
+
 use gatehouse_config::Route;
 use gatehouse_telemetry::trace::{IncomingTrace, SampleRequest, TraceContext, Tracer};
 
@@ -34,7 +36,11 @@ impl TraceStart<'_> {
             method: self.method,
             path: self.path,
         };
-        let context = self.tracer.start(self.incoming, &request);
+        let arrived = recorder.exchange().timing.received_at;
+        let second = arrived
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+        let context = self.tracer.start_at(self.incoming, &request, second);
         recorder.exchange().trace = Some(context.ids);
         Some(context)
     }

@@ -8,7 +8,7 @@
 
 use http::HeaderValue;
 
-use super::ids::{parse_hex, push_hex};
+use super::ids::{hex_into, parse_hex};
 
 /// `trace-flags` bit 0: the caller recorded (sampled) its part of the trace.
 pub const FLAG_SAMPLED: u8 = 0x01;
@@ -57,16 +57,34 @@ pub fn parse_traceparent(value: &[u8]) -> Option<TraceParent> {
     })
 }
 
+/// The length of a version-00 `traceparent`.
+const TRACEPARENT_LEN: usize = 55;
+/// `Root=1-{8 hex}-{24 hex}`.
+const XRAY_ROOT_FIELD_LEN: usize = 40;
+/// `Root=…;Parent={16 hex};Sampled=0|1`.
+const XRAY_FULL_LEN: usize = XRAY_ROOT_FIELD_LEN + 24 + 10;
+
 /// Formats a version-00 `traceparent`: `00-{trace id}-{parent id}-{flags}`.
 pub fn format_traceparent(trace_id: &[u8; 16], parent_id: &[u8; 8], flags: u8) -> HeaderValue {
-    let mut out = Vec::with_capacity(55);
-    out.extend_from_slice(b"00-");
-    push_hex(&mut out, trace_id);
-    out.push(b'-');
-    push_hex(&mut out, parent_id);
-    out.push(b'-');
-    push_hex(&mut out, &[flags]);
-    header_value(out)
+    let mut trace_hex = [0; 32];
+    hex_into(&mut trace_hex, trace_id);
+    header_value(&traceparent_bytes(&trace_hex, parent_id, flags))
+}
+
+/// `traceparent` from the trace id already in hex, so one encoding serves both formats.
+fn traceparent_bytes(
+    trace_hex: &[u8; 32],
+    parent_id: &[u8; 8],
+    flags: u8,
+) -> [u8; TRACEPARENT_LEN] {
+    let mut out = [0; TRACEPARENT_LEN];
+    out[..3].copy_from_slice(b"00-");
+    out[3..35].copy_from_slice(trace_hex);
+    out[35] = b'-';
+    hex_into(&mut out[36..52], parent_id);
+    out[52] = b'-';
+    hex_into(&mut out[53..55], &[flags]);
+    out
 }
 
 /// A parsed `X-Amzn-Trace-Id`.
@@ -139,10 +157,19 @@ pub fn parse_xray_root(root: &[u8]) -> Option<[u8; 16]> {
 
 /// Appends the X-Ray root of a trace id: `1-{first 8 hex}-{last 24 hex}`.
 pub fn push_xray_root(out: &mut Vec<u8>, trace_id: &[u8; 16]) {
-    out.extend_from_slice(b"1-");
-    push_hex(out, &trace_id[..4]);
-    out.push(b'-');
-    push_hex(out, &trace_id[4..]);
+    let mut trace_hex = [0; 32];
+    hex_into(&mut trace_hex, trace_id);
+    out.extend_from_slice(&xray_root_field(&trace_hex)[5..]);
+}
+
+/// `Root=1-{first 8 hex}-{last 24 hex}` from the trace id in hex.
+fn xray_root_field(trace_hex: &[u8; 32]) -> [u8; XRAY_ROOT_FIELD_LEN] {
+    let mut out = [0; XRAY_ROOT_FIELD_LEN];
+    out[..7].copy_from_slice(b"Root=1-");
+    out[7..15].copy_from_slice(&trace_hex[..8]);
+    out[15] = b'-';
+    out[16..].copy_from_slice(&trace_hex[8..]);
+    out
 }
 
 /// Formats `X-Amzn-Trace-Id`: `Root=…`, then `;Parent=…` and `;Sampled=0|1` when given.
@@ -151,27 +178,56 @@ pub fn format_xray(
     parent_id: Option<&[u8; 8]>,
     sampled: Option<bool>,
 ) -> HeaderValue {
-    let mut out = Vec::with_capacity(72);
-    out.extend_from_slice(b"Root=");
-    push_xray_root(&mut out, trace_id);
+    let mut trace_hex = [0; 32];
+    hex_into(&mut trace_hex, trace_id);
+    let mut out = [0; XRAY_FULL_LEN];
+    out[..XRAY_ROOT_FIELD_LEN].copy_from_slice(&xray_root_field(&trace_hex));
+    let mut len = XRAY_ROOT_FIELD_LEN;
     if let Some(parent) = parent_id {
-        out.extend_from_slice(b";Parent=");
-        push_hex(&mut out, parent);
+        out[len..len + 8].copy_from_slice(b";Parent=");
+        hex_into(&mut out[len + 8..len + 24], parent);
+        len += 24;
     }
     if let Some(sampled) = sampled {
-        out.extend_from_slice(if sampled {
+        out[len..len + 10].copy_from_slice(if sampled {
             b";Sampled=1"
         } else {
             b";Sampled=0"
         });
+        len += 10;
     }
-    header_value(out)
+    header_value(&out[..len])
 }
 
-fn header_value(bytes: Vec<u8>) -> HeaderValue {
+/// The two trace headers for the upstream from one hex encoding of the trace id: `traceparent`
+/// and `X-Amzn-Trace-Id: Root=…;Parent={span_id};Sampled=0|1`. `span_id` is the gateway's span,
+/// the upstream's parent.
+pub fn format_upstream(
+    trace_id: &[u8; 16],
+    span_id: &[u8; 8],
+    flags: u8,
+) -> (HeaderValue, HeaderValue) {
+    let mut trace_hex = [0; 32];
+    hex_into(&mut trace_hex, trace_id);
+    let mut xray = [0; XRAY_FULL_LEN];
+    xray[..XRAY_ROOT_FIELD_LEN].copy_from_slice(&xray_root_field(&trace_hex));
+    xray[40..48].copy_from_slice(b";Parent=");
+    hex_into(&mut xray[48..64], span_id);
+    xray[64..73].copy_from_slice(b";Sampled=");
+    xray[73] = if flags & FLAG_SAMPLED != 0 {
+        b'1'
+    } else {
+        b'0'
+    };
+    (
+        header_value(&traceparent_bytes(&trace_hex, span_id, flags)),
+        header_value(&xray),
+    )
+}
+
+fn header_value(bytes: &[u8]) -> HeaderValue {
     // Only ASCII letters, digits, '-', ';' and '=' were written.
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(bytes))
-        .unwrap_or_else(|_| HeaderValue::from_static(""))
+    HeaderValue::from_bytes(bytes).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 #[cfg(test)]

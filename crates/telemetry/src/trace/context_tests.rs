@@ -1,4 +1,5 @@
 use super::*;
+use crate::trace::push_hex;
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT: &str = "00f067aa0ba902b7";
@@ -160,4 +161,19 @@ fn xray_root_and_w3c_trace_id_are_the_same_128_bits() {
         format_xray(&trace_id, None, None),
         "Root=1-5759e988-bd862e3fe1be46a994272793"
     );
+}
+
+#[test]
+fn upstream_headers_match_the_single_formatters() {
+    let (trace_id, span_id) = ids();
+    for flags in [0, FLAG_SAMPLED, FLAG_RANDOM, FLAG_SAMPLED | FLAG_RANDOM] {
+        let (traceparent, xray) = format_upstream(&trace_id, &span_id, flags);
+        assert_eq!(traceparent, format_traceparent(&trace_id, &span_id, flags));
+        let sampled = flags & FLAG_SAMPLED != 0;
+        assert_eq!(xray, format_xray(&trace_id, Some(&span_id), Some(sampled)));
+        assert_eq!(
+            parse_traceparent(traceparent.as_bytes()).map(|p| (p.trace_id, p.parent_id, p.flags)),
+            Some((trace_id, span_id, flags))
+        );
+    }
 }

@@ -83,6 +83,15 @@ pub fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
+/// Writes `bytes` as lowercase hex into `out`, which holds exactly two digits per byte.
+pub(crate) fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    debug_assert_eq!(out.len(), bytes.len() * 2);
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0x0f)];
+    }
+}
+
 /// Decodes hex of exactly `N * 2` digits; `lowercase_only` refuses `A`–`F` (W3C requires
 /// lowercase).
 pub(crate) fn parse_hex<const N: usize>(text: &[u8], lowercase_only: bool) -> Option<[u8; N]> {

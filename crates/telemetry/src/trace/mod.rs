@@ -9,8 +9,13 @@
 //! ids go on the `Exchange` of every request, sampled or not, as X-Ray logs a trace id for every
 //! request. Invalid headers are ignored; they never fail a request.
 //!
-//! Spans, the trace store, OTLP trace export and the service graph are later work; they will read
-//! the ids this module puts on each `Exchange`.
+//! Everything after the response (spans, the trace store, OTLP export, the service graph) reads
+//! the ids this module puts on each `Exchange`; see `crate::spans`.
+//!
+//! The request path pays for tracing on every request, sampled or not, so this module keeps it
+//! small: the clock is read once (the exchange's arrival second), ids come from a thread-local
+//! generator, and header values are formatted into stack buffers (the upstream's two from one
+//! hex encoding), each validated and copied once, and moved into the header map.
 
 mod context;
 mod ids;
@@ -20,8 +25,8 @@ mod tracestate;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 pub use context::{
-    FLAG_RANDOM, FLAG_SAMPLED, TraceParent, XrayHeader, format_traceparent, format_xray,
-    parse_traceparent, parse_xray, parse_xray_root, push_xray_root,
+    FLAG_RANDOM, FLAG_SAMPLED, TraceParent, XrayHeader, format_traceparent, format_upstream,
+    format_xray, parse_traceparent, parse_xray, parse_xray_root, push_xray_root,
 };
 pub use ids::{epoch_seconds, new_span_id, new_trace_id, push_hex, random_u64, xorshift64star};
 pub use sampling::{SampleRequest, Sampled, Sampler, SamplingRule, glob_match};
@@ -109,32 +114,53 @@ impl Tracer {
         incoming: Option<&IncomingTrace>,
         request: &SampleRequest<'_>,
     ) -> TraceContext {
+        self.start_at(incoming, request, epoch_seconds())
+    }
+
+    /// [`Tracer::start`] for a request that arrived in wall-clock second `epoch_second` (the
+    /// exchange's arrival time, so the clock is read once per request): the second a new
+    /// trace id carries and the sampling reservoir counts in.
+    pub fn start_at(
+        &self,
+        incoming: Option<&IncomingTrace>,
+        request: &SampleRequest<'_>,
+        epoch_second: u32,
+    ) -> TraceContext {
         let honoured = incoming
             .and_then(|incoming| incoming.sampled)
             .filter(|_| self.honour_incoming_sampled);
-        let sampled = honoured.unwrap_or_else(|| self.sampler.decide(request).is_sampled());
+        let sampled = honoured.unwrap_or_else(|| {
+            self.sampler
+                .decide_at(request, epoch_second, random_u64())
+                .is_sampled()
+        });
         let span_id = new_span_id();
-        match incoming {
-            Some(incoming) => TraceContext {
-                ids: TraceIds {
+        let (ids, random, tracestate) = match incoming {
+            Some(incoming) => (
+                TraceIds {
                     trace_id: incoming.trace_id,
                     span_id,
                     parent_id: incoming.parent_id,
                     sampled,
                 },
-                random: incoming.random,
-                tracestate: incoming.tracestate.clone(),
-            },
-            None => TraceContext {
-                ids: TraceIds {
-                    trace_id: new_trace_id(epoch_seconds()),
+                incoming.random,
+                incoming.tracestate.clone(),
+            ),
+            None => (
+                TraceIds {
+                    trace_id: new_trace_id(epoch_second),
                     span_id,
                     parent_id: None,
                     sampled,
                 },
-                random: true,
-                tracestate: None,
-            },
+                true,
+                None,
+            ),
+        };
+        TraceContext {
+            ids,
+            random,
+            tracestate,
         }
     }
 }
@@ -149,8 +175,7 @@ pub struct TraceContext {
 }
 
 impl TraceContext {
-    /// `traceparent` for the upstream: this trace, the gateway's span as the parent.
-    pub fn traceparent(&self) -> HeaderValue {
+    fn flags(&self) -> u8 {
         let mut flags = 0;
         if self.ids.sampled {
             flags |= FLAG_SAMPLED;
@@ -158,7 +183,12 @@ impl TraceContext {
         if self.random {
             flags |= FLAG_RANDOM;
         }
-        format_traceparent(&self.ids.trace_id, &self.ids.span_id, flags)
+        flags
+    }
+
+    /// `traceparent` for the upstream: this trace, the gateway's span as the parent.
+    pub fn traceparent(&self) -> HeaderValue {
+        format_traceparent(&self.ids.trace_id, &self.ids.span_id, self.flags())
     }
 
     /// `X-Amzn-Trace-Id` for the upstream: `Root=…;Parent={gateway span};Sampled=0|1`.
@@ -170,10 +200,13 @@ impl TraceContext {
         )
     }
 
-    /// Replaces whatever trace headers the client sent with the gateway's.
+    /// Replaces whatever trace headers the client sent with the gateway's. Both values are
+    /// formatted from one hex encoding of the ids, on the stack, and moved into the map.
     pub fn propagate(&self, headers: &mut HeaderMap) {
-        headers.insert(TRACEPARENT, self.traceparent());
-        headers.insert(X_AMZN_TRACE_ID, self.xray_upstream());
+        let (traceparent, xray) =
+            format_upstream(&self.ids.trace_id, &self.ids.span_id, self.flags());
+        headers.insert(TRACEPARENT, traceparent);
+        headers.insert(X_AMZN_TRACE_ID, xray);
         match &self.tracestate {
             Some(state) => {
                 headers.insert(TRACESTATE, state.clone());
