@@ -231,6 +231,7 @@ mod tests {
                 kind: Some("mock"),
                 status: Some(status),
                 error: None,
+                url: None,
             },
             decisions: Decisions::default(),
             bytes_in: 0,

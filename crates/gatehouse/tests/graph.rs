@@ -300,3 +300,59 @@ apis:\n  - name: shop\n    stages:\n      - name: prod\n    routes:\n\
     let printed: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(edge_counts(&printed), expected);
 }
+
+/// An upstream that sends no spans of its own is still a node, named by the host and port the
+/// gateway called (recorded on sampled requests without any execution log).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_without_spans_is_named_by_the_address_the_gateway_called() {
+    let silent = serve(|_| async {}).await;
+    let config = "listeners:\n  - name: public\n    bind: 127.0.0.1:0\n\
+admin:\n  bind: 127.0.0.1:0\n  token: ${GATEHOUSE_ADMIN_TOKEN}\n\
+data_dir: data\naccess_log:\n  destination: off\n\
+apis:\n  - name: shop\n    stages:\n      - name: prod\n    routes:\n\
+\x20     - method: GET\n        path: /stock\n        integration:\n          type: http\n          url: ${UPSTREAM}/stock\n";
+    let upstream = format!("http://{silent}");
+    let gatehouse = Gatehouse::start(config, &[("UPSTREAM", upstream.as_str())]);
+    for trace in [
+        "7bf92f3577b34da6a3ce929d0e0e4736",
+        "8bf92f3577b34da6a3ce929d0e0e4736",
+    ] {
+        let response = reqwest::Client::new()
+            .get(gatehouse.url("/prod/stock?secret=1"))
+            .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let node = format!("upstream:{silent}");
+    let expected = [
+        "client → api:shop/prod: 2".to_owned(),
+        format!("api:shop/prod → {node}: 2"),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let graph = loop {
+        let graph = admin_graph(&gatehouse).await;
+        if edge_counts(&graph) == expected {
+            break graph;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the graph never showed the upstream: {graph}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(graph["nodes"][2]["id"], node.as_str(), "{graph}");
+    // The stored integration span carries the URL without its query.
+    let text = reqwest::Client::new()
+        .get(gatehouse.admin_url("/admin/traces/7bf92f3577b34da6a3ce929d0e0e4736"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(&format!("http://{silent}/stock")), "{text}");
+    assert!(!text.contains("secret"), "{text}");
+}

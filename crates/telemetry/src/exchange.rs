@@ -120,6 +120,19 @@ pub struct IntegrationOutcome {
     pub status: Option<u16>,
     /// A one-line description of an integration failure.
     pub error: Option<String>,
+    /// The upstream URL the gateway called, without its query (which may carry secrets).
+    /// Recorded only for sampled traces, for the integration span's `url.full` and
+    /// `server.address` (and so the service graph's upstream node).
+    pub url: Option<String>,
+}
+
+impl IntegrationOutcome {
+    /// `scheme://authority/path` of `uri`, the form [`IntegrationOutcome::url`] keeps.
+    pub fn url_without_query(uri: &http::Uri) -> String {
+        let scheme = uri.scheme_str().unwrap_or("http");
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        format!("{scheme}://{authority}{}", uri.path())
+    }
 }
 
 /// The steps of one exchange as offsets from `start`. `received_at` is the wall-clock time of the

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_config::{HeaderOps, HttpIntegration, PathParams};
+use gatehouse_telemetry::IntegrationOutcome;
 use gatehouse_telemetry::execution::{IntegrationRequest, IntegrationResponse};
 use http::header::{self, HeaderValue};
 use http::{Request, Response, Uri, Version, request::Parts};
@@ -114,6 +115,9 @@ pub(crate) async fn forward(
             }
         }
     };
+    if scope.trace.is_some_and(|trace| trace.ids.sampled) {
+        recorder.exchange().integration.url = Some(IntegrationOutcome::url_without_query(&uri));
+    }
     let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
             .uri

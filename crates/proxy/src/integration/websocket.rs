@@ -13,7 +13,7 @@ mod upstream;
 
 use gatehouse_config::{PathParams, WebSocketIntegration};
 use gatehouse_telemetry::execution::{IntegrationRequest, IntegrationResponse};
-use gatehouse_telemetry::{ErrorClass, ExchangeKind};
+use gatehouse_telemetry::{ErrorClass, ExchangeKind, IntegrationOutcome};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, request::Parts};
 use http_body_util::Empty;
@@ -75,7 +75,13 @@ pub(crate) async fn upgrade(
     };
 
     let started = recorder.elapsed();
-    recorder.exchange().timing.integration_start = Some(started);
+    {
+        let exchange = recorder.exchange();
+        exchange.timing.integration_start = Some(started);
+        if exchange.trace.is_some_and(|trace| trace.sampled) {
+            exchange.integration.url = Some(IntegrationOutcome::url_without_query(&uri));
+        }
+    }
     let mut sent = recorder.execution().map(|_| HeaderMap::new());
     let connect = upstream::connect(scope, &uri, &parts, sent.as_mut());
     let connected = tokio::time::timeout(CONNECT_TIMEOUT, connect).await;

@@ -109,17 +109,32 @@ pub fn spans_from_exchange(exchange: &Exchange) -> Vec<Span> {
         };
         let mut span = child(name, SpanKind::Client, at(start), at(end));
         span.attributes.push((attr::INTEGRATION.into(), str(kind)));
-        if let Some(request) = exchange
+        let logged = exchange
             .execution
             .as_deref()
-            .and_then(|d| d.integration_request.as_ref())
-        {
+            .and_then(|d| d.integration_request.as_ref());
+        if let Some(request) = logged {
             span.attributes.push((
                 attr::HTTP_REQUEST_METHOD.into(),
                 str(request.method.as_str()),
             ));
+        } else if let (Some(method), Some(_)) = (&exchange.method, &exchange.integration.url) {
             span.attributes
-                .push((attr::URL_FULL.into(), str(&request.url)));
+                .push((attr::HTTP_REQUEST_METHOD.into(), str(method.as_str())));
+        }
+        // The URL without its query (the execution log's may carry one) names the upstream.
+        let url = exchange
+            .integration
+            .url
+            .as_deref()
+            .or(logged.map(|request| request.url.as_str()));
+        if let Some(url) = url {
+            span.attributes.push((attr::URL_FULL.into(), str(url)));
+            if let Some((host, port)) = url_host_port(url) {
+                span.attributes
+                    .push((attr::SERVER_ADDRESS.into(), str(host)));
+                span.attributes.push((attr::SERVER_PORT.into(), int(port)));
+            }
         }
         if let Some(status) = exchange.integration.status {
             span.attributes
@@ -325,4 +340,22 @@ fn str(value: &str) -> AttrValue {
 
 fn int(value: impl TryInto<i64>) -> AttrValue {
     AttrValue::Int(value.try_into().unwrap_or(i64::MAX))
+}
+
+/// The host and port of an absolute `http(s)`/`ws(s)` URL, the port defaulted by its scheme.
+fn url_host_port(url: &str) -> Option<(&str, u16)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let default = match scheme {
+        "https" | "wss" => 443,
+        _ => 80,
+    };
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => Some((host, port.parse().ok()?)),
+        _ => Some((authority, default)),
+    }
+    .filter(|(host, _)| !host.is_empty())
 }

@@ -177,6 +177,7 @@ pub mod attr {
     pub const URL_FULL: &str = "url.full";
     pub const URL_SCHEME: &str = "url.scheme";
     pub const SERVER_ADDRESS: &str = "server.address";
+    pub const SERVER_PORT: &str = "server.port";
     pub const CLIENT_ADDRESS: &str = "client.address";
     pub const CLIENT_PORT: &str = "client.port";
     pub const NETWORK_PROTOCOL_VERSION: &str = "network.protocol.version";

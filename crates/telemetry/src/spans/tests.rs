@@ -170,6 +170,30 @@ fn timings_come_from_the_exchanges_offsets() {
 }
 
 #[test]
+fn the_integration_span_names_its_upstream_from_the_recorded_url() {
+    let mut e = exchange(200);
+    e.integration.url = Some("http://10.1.2.3:9000/pets/7".into());
+    let client = &spans_from_exchange(&e)[1];
+    assert_eq!(
+        client.attribute_str(attr::URL_FULL),
+        Some("http://10.1.2.3:9000/pets/7")
+    );
+    assert_eq!(client.attribute_str(attr::SERVER_ADDRESS), Some("10.1.2.3"));
+    assert_eq!(client.attribute_int(attr::SERVER_PORT), Some(9000));
+    assert_eq!(client.attribute_str(attr::HTTP_REQUEST_METHOD), Some("GET"));
+    // The port defaults by scheme; IPv6 hosts keep their brackets.
+    e.integration.url = Some("https://[::1]/x".into());
+    let client = &spans_from_exchange(&e)[1];
+    assert_eq!(client.attribute_str(attr::SERVER_ADDRESS), Some("[::1]"));
+    assert_eq!(client.attribute_int(attr::SERVER_PORT), Some(443));
+    // Without a recorded URL (an unsampled request has none) there is no upstream address.
+    e.integration.url = None;
+    let client = &spans_from_exchange(&e)[1];
+    assert_eq!(client.attribute_str(attr::SERVER_ADDRESS), None);
+    assert_eq!(client.attribute_str(attr::URL_FULL), None);
+}
+
+#[test]
 fn phases_become_children_timed_by_the_execution_steps() {
     let mut e = exchange(429);
     e.decisions.waf = Some(Decision::Allowed);
