@@ -10,7 +10,8 @@
 //!
 //! `build` turns an exchange into spans, `ids` formats and parses trace ids (W3C and X-Ray
 //! forms), `recorder` is the bus consumer thread that hands spans to a [`SpanSink`], and `otlp`
-//! exports them to an OpenTelemetry collector, `receive` reads the spans services send, and `graph`
+//! exports them to an OpenTelemetry collector, `receive` reads the spans services send (protobuf, or
+//! JSON through `receive_json`), and `graph`
 //! builds the service graph of a window of spans.
 //!
 //! [`Timing`]: crate::Timing
@@ -20,6 +21,7 @@ mod graph;
 mod ids;
 mod otlp;
 mod receive;
+mod receive_json;
 mod recorder;
 
 #[cfg(test)]
@@ -29,7 +31,7 @@ pub use build::{classify, spans_from_exchange};
 pub use graph::{Edge, Latency, Node, NodeKind, ServiceGraph, build_graph};
 pub use ids::{TraceIdError, child_span_id, parse_trace_id, span_id_hex, trace_id_hex};
 pub use otlp::{CLASSIFICATION_ATTRIBUTE, SCOPE_NAME, SpanExporter};
-pub use receive::{ReceiveError, Received, spans_from_otlp};
+pub use receive::{OtlpEncoding, ReceiveError, Received, spans_from_otlp};
 pub use recorder::{RecorderStats, SpanSink, TraceRecorder};
 
 use serde::{Deserialize, Serialize};
