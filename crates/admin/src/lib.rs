@@ -18,6 +18,7 @@
 //!   `GET /admin/traces?api=&stage=&route=&status=&fault=true&min_duration=200ms&since=1h&limit=`:
 //!   the trace store.
 //! - `GET /admin/graph?since=1h` (or `start=` / `end=`): the service graph of a window of spans.
+//! - `POST /v1/traces`: the OTLP/HTTP receiver, protobuf or JSON, for spans services send.
 //! - `GET`, `PUT`, `DELETE /admin/alarms/{name}`: one alarm; `PUT` creates (201) or replaces
 //!   (200) an alarm from a JSON body with the config file's alarm fields, 400 with the list of
 //!   errors if it is invalid; config-file alarms answer 409 to `PUT` and `DELETE`.
@@ -39,6 +40,8 @@ use tokio_util::sync::CancellationToken;
 
 mod logs;
 mod traces;
+
+pub use traces::OtlpEncoding;
 
 /// A boxed future borrowed from the controller.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -229,9 +232,13 @@ pub trait Control: Send + Sync + 'static {
         Box::pin(async { Err(ApiError::Unavailable("the trace store is disabled".into())) })
     }
 
-    /// Stores the spans of an OTLP/HTTP `ExportTraceServiceRequest` (protobuf) that a service
-    /// sent; `Ok` carries the protobuf `ExportTraceServiceResponse`.
-    fn receive_spans(&self, _body: bytes::Bytes) -> BoxFuture<'_, Result<Vec<u8>, ApiError>> {
+    /// Stores the spans of an OTLP/HTTP `ExportTraceServiceRequest` that a service sent in
+    /// `encoding`; `Ok` carries the `ExportTraceServiceResponse` in the same encoding.
+    fn receive_spans(
+        &self,
+        _encoding: OtlpEncoding,
+        _body: bytes::Bytes,
+    ) -> BoxFuture<'_, Result<Vec<u8>, ApiError>> {
         Box::pin(async { Err(ApiError::Unavailable("the trace store is disabled".into())) })
     }
 
@@ -542,6 +549,19 @@ mod tests {
             })
         }
 
+        fn receive_spans(
+            &self,
+            encoding: OtlpEncoding,
+            body: bytes::Bytes,
+        ) -> BoxFuture<'_, Result<Vec<u8>, ApiError>> {
+            Box::pin(async move {
+                match &body[..] {
+                    b"garbage" => Err(ApiError::BadRequest("not a request".into())),
+                    _ => Ok(format!("{encoding:?}").into_bytes()),
+                }
+            })
+        }
+
         fn query_metrics(&self, query: MetricsQuery) -> BoxFuture<'_, Result<Value, ApiError>> {
             Box::pin(async move {
                 if query.metric == "Nope" {
@@ -674,6 +694,71 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(listed.status(), 503, "the default answer is 'disabled'");
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn the_span_receiver_reads_both_otlp_encodings_and_answers_in_the_same() {
+        let (base, _fake, shutdown) = start(false).await;
+        let client = reqwest::Client::new();
+        let post = |content_type: Option<&str>, content_encoding: Option<&str>, body: &str| {
+            let mut request = client
+                .post(format!("{base}/v1/traces"))
+                .bearer_auth("s3cret-token-0123456789")
+                .body(body.to_owned());
+            if let Some(value) = content_type {
+                request = request.header("content-type", value);
+            }
+            if let Some(value) = content_encoding {
+                request = request.header("content-encoding", value);
+            }
+            request.send()
+        };
+        for (content_type, content_encoding, answer_type, answer) in [
+            (
+                "application/x-protobuf",
+                None,
+                "application/x-protobuf",
+                "Protobuf",
+            ),
+            ("application/json", None, "application/json", "Json"),
+            (
+                "Application/JSON; charset=utf-8",
+                None,
+                "application/json",
+                "Json",
+            ),
+            (
+                "application/json",
+                Some("identity"),
+                "application/json",
+                "Json",
+            ),
+        ] {
+            let response = post(Some(content_type), content_encoding, "{}")
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{content_type}");
+            assert_eq!(response.headers()["content-type"], answer_type);
+            assert_eq!(response.text().await.unwrap(), answer);
+        }
+        for content_type in [None, Some("text/plain"), Some("application/jsonl")] {
+            let response = post(content_type, None, "{}").await.unwrap();
+            assert_eq!(response.status(), 415, "{content_type:?}");
+            let message = response.text().await.unwrap();
+            assert!(message.contains("application/json"), "{message}");
+        }
+        let response = post(Some("application/json"), Some("gzip"), "{}")
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 415);
+        assert_eq!(response.headers()["accept-encoding"], "identity");
+        let message = response.text().await.unwrap();
+        assert!(message.contains("'gzip'"), "{message}");
+        let response = post(Some("application/json"), None, "garbage")
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400);
         shutdown.cancel();
     }
 

@@ -8,10 +8,10 @@
 //! `receive` is the OTLP/HTTP receiver: spans that services send are queued for the store like
 //! the gateway's own, so they show in the same trace.
 
-use gatehouse_admin::{ApiError, TracesQuery};
+use gatehouse_admin::{ApiError, OtlpEncoding, TracesQuery};
 use gatehouse_store::{Store, TraceSearch, TraceSummary};
 use gatehouse_telemetry::spans::{
-    AttrValue, Span, SpanStatus, parse_trace_id, span_id_hex, spans_from_otlp, trace_id_hex,
+    self, AttrValue, Span, SpanStatus, parse_trace_id, span_id_hex, spans_from_otlp, trace_id_hex,
 };
 use serde_json::{Map, Value, json};
 
@@ -50,8 +50,17 @@ pub(crate) async fn trace(store: &Store, id: String) -> Result<Value, ApiError> 
 
 /// Answers `POST /v1/traces`: decodes the spans and queues them for the store without waiting.
 /// A full store queue is a 503, which OTLP exporters retry.
-pub(crate) fn receive(store: &Store, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-    let received = spans_from_otlp(body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+pub(crate) fn receive(
+    store: &Store,
+    encoding: OtlpEncoding,
+    body: &[u8],
+) -> Result<Vec<u8>, ApiError> {
+    let encoding = match encoding {
+        OtlpEncoding::Protobuf => spans::OtlpEncoding::Protobuf,
+        OtlpEncoding::Json => spans::OtlpEncoding::Json,
+    };
+    let received =
+        spans_from_otlp(encoding, body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let answer = received.response();
     store
         .span_writer()

@@ -3,7 +3,8 @@
 //! gateway's spans: the server span continues the caller's trace under the caller's span, and the
 //! other spans are its children. And the receiver: a service behind the gateway POSTs its own
 //! spans to the admin listener's `/v1/traces` (with the admin token), and they join the
-//! gateway's trace in `GET /admin/traces/{id}` and the `gatehouse traces get` waterfall.
+//! gateway's trace in `GET /admin/traces/{id}` and the `gatehouse traces get` waterfall, in
+//! either OTLP/HTTP encoding (protobuf, JSON).
 
 #![allow(clippy::unwrap_used)] // test helpers panic on purpose
 
@@ -122,14 +123,52 @@ async fn admin_trace(gatehouse: &Gatehouse, id: &str) -> Option<Value> {
     (response.status() == 200).then_some(response.json().await.unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spans_a_service_sends_to_the_receiver_join_the_gateways_trace() {
-    let config = "listeners:\n  - name: public\n    bind: 127.0.0.1:0\n\
+/// The trace once the gateway has stored it.
+async fn stored_trace(gatehouse: &Gatehouse, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(trace) = admin_trace(gatehouse, id).await {
+            return trace;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the trace was never stored"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The span named `name` of trace `id`, once stored.
+async fn stored_span(gatehouse: &Gatehouse, id: &str, name: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let trace = admin_trace(gatehouse, id).await.unwrap();
+        let found = trace["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned();
+        if let Some(span) = found {
+            return span;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "span {name} never joined: {trace}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+const RECEIVER_CONFIG: &str = "listeners:\n  - name: public\n    bind: 127.0.0.1:0\n\
 admin:\n  bind: 127.0.0.1:0\n  token: ${GATEHOUSE_ADMIN_TOKEN}\n\
 data_dir: data\naccess_log:\n  destination: off\n\
 apis:\n  - name: shop\n    stages:\n      - name: prod\n    routes:\n\
 \x20     - method: GET\n        path: /items/{id}\n        integration:\n          type: mock\n          body: item\n";
-    let gatehouse = Gatehouse::start(config, &[]);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_a_service_sends_to_the_receiver_join_the_gateways_trace() {
+    let gatehouse = Gatehouse::start(RECEIVER_CONFIG, &[]);
     let trace_id = "5bf92f3577b34da6a3ce929d0e0e4736";
     let response = reqwest::Client::new()
         .get(gatehouse.url("/prod/items/7"))
@@ -138,17 +177,7 @@ apis:\n  - name: shop\n    stages:\n      - name: prod\n    routes:\n\
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let trace = loop {
-        if let Some(trace) = admin_trace(&gatehouse, trace_id).await {
-            break trace;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the trace was never stored"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let trace = stored_trace(&gatehouse, trace_id).await;
     let server = trace["spans"]
         .as_array()
         .unwrap()
@@ -199,15 +228,15 @@ apis:\n  - name: shop\n    stages:\n      - name: prod\n    routes:\n\
         .await
         .unwrap();
     assert_eq!(refused.status(), 401, "the receiver needs the admin token");
-    let json = client
+    let text = client
         .post(gatehouse.admin_url("/v1/traces"))
         .bearer_auth(TOKEN)
-        .header("content-type", "application/json")
+        .header("content-type", "text/plain")
         .body("{}")
         .send()
         .await
         .unwrap();
-    assert_eq!(json.status(), 415);
+    assert_eq!(text.status(), 415);
     let accepted = client
         .post(gatehouse.admin_url("/v1/traces"))
         .bearer_auth(TOKEN)
@@ -221,24 +250,7 @@ apis:\n  - name: shop\n    stages:\n      - name: prod\n    routes:\n\
     let answer = ExportTraceServiceResponse::decode(accepted.bytes().await.unwrap()).unwrap();
     assert!(answer.partial_success.is_none(), "{answer:?}");
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let joined = loop {
-        let trace = admin_trace(&gatehouse, trace_id).await.unwrap();
-        let found = trace["spans"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == "SELECT items")
-            .cloned();
-        if let Some(span) = found {
-            break span;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the service span never joined: {trace}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let joined = stored_span(&gatehouse, trace_id, "SELECT items").await;
     assert_eq!(joined["parentSpanId"], gateway_span);
     assert_eq!(joined["attributes"]["service.name"], "inventory");
 
@@ -273,4 +285,111 @@ apis:\n  - name: shop\n    stages:\n      - name: prod\n    routes:\n\
     assert_eq!(code, 0, "{stderr}");
     let listed: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(listed["traces"].as_array().unwrap().len(), 1, "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_spans_a_service_sends_join_the_gateways_trace() {
+    let gatehouse = Gatehouse::start(RECEIVER_CONFIG, &[]);
+    let trace_id = "6bf92f3577b34da6a3ce929d0e0e4736";
+    let response = reqwest::Client::new()
+        .get(gatehouse.url("/prod/items/7"))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let trace = stored_trace(&gatehouse, trace_id).await;
+    let server = trace["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "server")
+        .unwrap()
+        .clone();
+    let gateway_span = server["spanId"].as_str().unwrap();
+    let start = server["startUnixNano"].as_u64().unwrap();
+
+    // What an OpenTelemetry SDK's OTLP/HTTP JSON exporter sends: hex ids, int64s as strings,
+    // enums as integers. The second span's id is base64 (a protobuf-JSON library's habit), which
+    // OTLP/JSON does not allow: it is rejected and counted.
+    let span = |name: &str, span_id: &str| {
+        serde_json::json!({
+            "traceId": trace_id,
+            "spanId": span_id,
+            "parentSpanId": gateway_span,
+            "name": name,
+            "kind": 2,
+            "startTimeUnixNano": (start + 1_000).to_string(),
+            "endTimeUnixNano": (start + 2_000).to_string(),
+            "attributes": [
+                {"key": "db.rows", "value": {"intValue": "3"}},
+                {"key": "db.tables", "value": {"arrayValue": {"values": [{"stringValue": "items"}]}}}
+            ],
+            "events": [{"timeUnixNano": (start + 1_500).to_string(), "name": "cache miss"}],
+            "status": {"code": 1}
+        })
+    };
+    let body = serde_json::json!({
+        "resourceSpans": [{
+            "resource": {"attributes": [
+                {"key": "service.name", "value": {"stringValue": "inventory"}}
+            ]},
+            "scopeSpans": [{
+                "scope": {"name": "inventory.db"},
+                "spans": [span("SELECT items", "b1b2b3b4b5b6b7b8"), span("lost", "sbKztLW2t7g=")]
+            }]
+        }]
+    });
+    let client = reqwest::Client::new();
+    let post = |content_type: &str, body: String| {
+        client
+            .post(gatehouse.admin_url("/v1/traces"))
+            .bearer_auth(TOKEN)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let accepted = post("application/json", body.to_string()).await.unwrap();
+    assert_eq!(accepted.status(), 200);
+    assert_eq!(accepted.headers()["content-type"], "application/json");
+    let answer: Value = accepted.json().await.unwrap();
+    assert_eq!(answer["partialSuccess"]["rejectedSpans"], "1", "{answer}");
+    assert!(
+        answer["partialSuccess"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("hex"),
+        "{answer}"
+    );
+
+    let joined = stored_span(&gatehouse, trace_id, "SELECT items").await;
+    assert_eq!(joined["parentSpanId"], gateway_span);
+    assert_eq!(joined["kind"], "server");
+    assert_eq!(joined["startUnixNano"], start + 1_000);
+    assert_eq!(joined["attributes"]["service.name"], "inventory");
+    assert_eq!(joined["attributes"]["db.rows"], 3);
+    assert_eq!(joined["attributes"]["db.tables"], r#"["items"]"#);
+    assert_eq!(joined["events"][0]["name"], "cache miss");
+    let trace = admin_trace(&gatehouse, trace_id).await.unwrap();
+    assert!(
+        !trace["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "lost"),
+        "{trace}"
+    );
+
+    let bad = post("application/json", "{\"resourceSpans\": [{]}".into())
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let message: Value = bad.json().await.unwrap();
+    assert!(
+        message["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the body is not an OTLP ExportTraceServiceRequest in JSON"),
+        "{message}"
+    );
 }

@@ -113,6 +113,12 @@ impl Recorder {
         self.start.elapsed()
     }
 
+    /// The instant the request head arrived: the origin of the exchange's `Timing` offsets, for
+    /// work that times steps away from the recorder (the WebSocket relay's messages).
+    pub(crate) fn origin(&self) -> Instant {
+        self.start
+    }
+
     pub(crate) fn exchange(&mut self) -> &mut Exchange {
         // The Arc is cloned only by `publish`, which consumes `self`, so it is unique here.
         self.exchange

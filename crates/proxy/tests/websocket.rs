@@ -15,7 +15,11 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use gatehouse_proxy::{Gateway, Listener, Runtime};
-use gatehouse_telemetry::{ErrorClass, Exchange, ExchangeKind, WebSocketStats};
+use gatehouse_telemetry::spans::{AttrValue, spans_from_exchange};
+use gatehouse_telemetry::{
+    ErrorClass, Exchange, ExchangeKind, MAX_WEBSOCKET_MESSAGE_EVENTS, WebSocketDirection,
+    WebSocketMessageKind, WebSocketStats,
+};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -899,6 +903,160 @@ async fn handshake_continues_the_callers_trace() {
             upstream_headers["x-amzn-trace-id"],
             format!("{root};Parent={span};Sampled=1").as_str()
         );
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Message events on the connection span
+
+/// A caller's `traceparent` that asks for the trace to be sampled (flags `01`) or not (`00`).
+fn traceparent(sampled: bool) -> String {
+    let flags = if sampled { "01" } else { "00" };
+    format!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{flags}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sampled_connection_records_each_message_with_direction_type_size_and_time() {
+    use WebSocketDirection::{In, Out};
+    use WebSocketMessageKind::{Binary, Text};
+    bounded(async {
+        let mut h = start(&[]).await;
+        let (mut ws, _) = h
+            .connect_with("/ws/greet?n=1", &[("traceparent", &traceparent(true))])
+            .await;
+        assert_eq!(next_message(&mut ws).await, Message::text("greeting 0"));
+        ws.send(Message::text("hello")).await.unwrap();
+        assert_eq!(next_message(&mut ws).await, Message::text("hello"));
+        ws.send(Message::binary(vec![1, 2, 3])).await.unwrap();
+        assert_eq!(next_message(&mut ws).await, Message::binary(vec![1, 2, 3]));
+        // A fragmented message is one message, of its first frame's type.
+        for (part, opcode, fin) in [
+            (&b"ab"[..], OpCode::Data(Data::Binary), false),
+            (&b"cd"[..], OpCode::Data(Data::Continue), true),
+        ] {
+            let frame = Frame::message(part.to_vec(), opcode, fin);
+            ws.send(Message::Frame(frame)).await.unwrap();
+        }
+        assert_eq!(
+            next_message(&mut ws).await,
+            Message::binary(b"abcd".to_vec())
+        );
+        ws.send(Message::Ping("not a message".into()))
+            .await
+            .unwrap();
+        assert_eq!(
+            next_message(&mut ws).await,
+            Message::Pong("not a message".into())
+        );
+        close_normally(&mut ws).await;
+
+        let record = h.record().await;
+        assert!(record.trace.unwrap().sampled);
+        let ws_stats = stats(&record);
+        let seen: Vec<_> = ws_stats
+            .message_events
+            .iter()
+            .map(|m| (m.direction, m.kind, m.size))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (Out, Text, 10),
+                (In, Text, 5),
+                (Out, Text, 5),
+                (In, Binary, 3),
+                (Out, Binary, 3),
+                (In, Binary, 4),
+                (Out, Binary, 4),
+            ],
+            "data messages only, in the order they were read"
+        );
+        let times: Vec<u64> = ws_stats.message_events.iter().map(|m| m.at_nanos).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap();
+        let open = nanos(record.timing.integration_response.unwrap());
+        assert!(times[0] >= open && times[6] <= nanos(record.timing.done));
+
+        // The connection span carries them as events between open and close.
+        let span = spans_from_exchange(&record).swap_remove(0);
+        let names: Vec<&str> = span.events.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names.first(), Some(&"websocket.open"));
+        assert_eq!(names.last(), Some(&"websocket.close"));
+        assert_eq!(names.iter().filter(|n| **n == "message").count(), 7);
+        let second = &span.events[2];
+        let attribute = |key: &str| {
+            second
+                .attributes
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            attribute("message.type"),
+            Some(AttrValue::Str("RECEIVED".into()))
+        );
+        assert_eq!(attribute("message.id"), Some(AttrValue::Int(1)));
+        assert_eq!(
+            attribute("message.uncompressed_size"),
+            Some(AttrValue::Int(5))
+        );
+        assert_eq!(
+            attribute("gatehouse.websocket.opcode"),
+            Some(AttrValue::Str("text".into()))
+        );
+        assert_eq!(span.attribute("gatehouse.websocket.events_dropped"), None);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_connection_keeps_its_first_128_messages_and_counts_the_rest() {
+    bounded(async {
+        let mut h = start(&[]).await;
+        let (mut ws, _) = h
+            .connect_with("/ws/echo", &[("traceparent", &traceparent(true))])
+            .await;
+        for i in 0..100 {
+            ws.send(Message::text(format!("m{i}"))).await.unwrap();
+            assert_eq!(next_message(&mut ws).await, Message::text(format!("m{i}")));
+        }
+        close_normally(&mut ws).await;
+
+        let record = h.record().await;
+        let ws_stats = stats(&record);
+        assert_eq!((ws_stats.messages_in, ws_stats.messages_out), (100, 100));
+        assert_eq!(ws_stats.message_events.len(), MAX_WEBSOCKET_MESSAGE_EVENTS);
+        // Each echo is read after the message it answers: the first 128 alternate, 64 each way.
+        for (i, pair) in ws_stats.message_events.chunks(2).enumerate() {
+            assert_eq!(pair[0].direction, WebSocketDirection::In, "{i}");
+            assert_eq!(pair[1].direction, WebSocketDirection::Out, "{i}");
+        }
+        let span = spans_from_exchange(&record).swap_remove(0);
+        assert_eq!(
+            span.attribute_int("gatehouse.websocket.events_dropped"),
+            Some(200 - 128)
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsampled_connection_records_no_message_events() {
+    bounded(async {
+        let mut h = start(&[]).await;
+        let (mut ws, _) = h
+            .connect_with("/ws/echo", &[("traceparent", &traceparent(false))])
+            .await;
+        ws.send(Message::text("hello")).await.unwrap();
+        assert_eq!(next_message(&mut ws).await, Message::text("hello"));
+        close_normally(&mut ws).await;
+
+        let record = h.record().await;
+        assert!(!record.trace.unwrap().sampled);
+        let ws_stats = stats(&record);
+        assert_eq!((ws_stats.messages_in, ws_stats.messages_out), (1, 1));
+        assert!(ws_stats.message_events.is_empty());
     })
     .await;
 }

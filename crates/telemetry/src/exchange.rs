@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderValue, Method, Version};
+use serde::{Deserialize, Serialize};
 
 use crate::RequestId;
 use crate::execution::ExecutionDetail;
@@ -167,7 +168,9 @@ impl Timing {
 /// Counters of one WebSocket connection.
 #[derive(Debug, Clone, Default)]
 pub struct WebSocketStats {
+    /// Data messages (text and binary) from the client to the upstream.
     pub messages_in: u64,
+    /// Data messages from the upstream to the client.
     pub messages_out: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -175,6 +178,44 @@ pub struct WebSocketStats {
     pub close_code: Option<u16>,
     /// Which side closed first: `client`, `upstream` or `gateway`.
     pub closed_by: Option<&'static str>,
+    /// The first [`MAX_WEBSOCKET_MESSAGE_EVENTS`] data messages of both directions in the order
+    /// they were read, when the connection's trace is sampled; empty otherwise. They are the
+    /// first of the messages `messages_in` and `messages_out` count, so those counts less this
+    /// length are the messages left out.
+    pub message_events: Vec<WebSocketMessage>,
+}
+
+/// How many messages of one WebSocket connection are recorded for its span: OpenTelemetry's
+/// default span event count limit (`OTEL_SPAN_EVENT_COUNT_LIMIT`), so a long connection's record
+/// stays bounded.
+pub const MAX_WEBSOCKET_MESSAGE_EVENTS: usize = 128;
+
+/// One data message of a sampled WebSocket connection, for its span's message events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebSocketMessage {
+    /// When the message's last frame was read, in nanoseconds after the request head arrived
+    /// (the origin of the [`Timing`] offsets).
+    pub at_nanos: u64,
+    /// Payload bytes of all its frames.
+    pub size: u64,
+    pub direction: WebSocketDirection,
+    pub kind: WebSocketMessageKind,
+}
+
+/// Which way a WebSocket message went through the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WebSocketDirection {
+    /// From the client to the upstream (counted in `messages_in`).
+    In,
+    /// From the upstream to the client (counted in `messages_out`).
+    Out,
+}
+
+/// A data message's type, from the opcode of its first frame (RFC 6455 §5.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WebSocketMessageKind {
+    Text,
+    Binary,
 }
 
 /// One record per request and per WebSocket connection.

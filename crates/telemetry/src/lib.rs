@@ -19,8 +19,9 @@ pub mod trace;
 pub use access_log::{AccessLogConfig, AccessLogFormat, AccessLogHandle, AccessLogWriter, LogSink};
 pub use bus::{Bus, BusBuilder, ConsumerStats};
 pub use exchange::{
-    Decision, Decisions, ErrorClass, Exchange, ExchangeKind, IntegrationOutcome, RouteLabels,
-    Timing, TraceIds, WebSocketStats,
+    Decision, Decisions, ErrorClass, Exchange, ExchangeKind, IntegrationOutcome,
+    MAX_WEBSOCKET_MESSAGE_EVENTS, RouteLabels, Timing, TraceIds, WebSocketDirection,
+    WebSocketMessage, WebSocketMessageKind, WebSocketStats,
 };
 pub use execution::{ExecutionDetail, ExecutionLogLevel, ExecutionLogSettings, execution_events};
 pub use request_id::{RequestId, new_request_id};

@@ -167,11 +167,12 @@ impl gatehouse_admin::Control for Reloader {
 
     fn receive_spans(
         &self,
+        encoding: gatehouse_admin::OtlpEncoding,
         body: bytes::Bytes,
     ) -> gatehouse_admin::BoxFuture<'_, Result<Vec<u8>, gatehouse_admin::ApiError>> {
         Box::pin(async move {
             match &self.traces {
-                Some(traces) => crate::traces_api::receive(traces.store(), &body),
+                Some(traces) => crate::traces_api::receive(traces.store(), encoding, &body),
                 None => Err(traces_disabled()),
             }
         })

@@ -369,6 +369,7 @@ fn websocket_completion_carries_the_connection_counters() {
         bytes_out: 20,
         close_code: Some(1000),
         closed_by: Some("client"),
+        message_events: Vec::new(),
     });
     let events = render(&exchange, &settings(ExecutionLogLevel::Info, false));
     let done = step(&events, "request.completed");

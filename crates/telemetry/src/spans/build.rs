@@ -254,6 +254,10 @@ fn server_span(
                 attributes: Vec::new(),
             });
         }
+        let dropped = websocket_message_events(&stats, base, &mut events);
+        if dropped > 0 {
+            push(attr::WS_EVENTS_DROPPED, int(dropped));
+        }
         let mut close = vec![
             (attr::WS_MESSAGES_IN.to_owned(), int(stats.messages_in)),
             (attr::WS_MESSAGES_OUT.to_owned(), int(stats.messages_out)),
@@ -290,6 +294,49 @@ fn server_span(
         },
         classification,
     }
+}
+
+/// Appends a `message` event for each message `stats` recorded, at `start` (the request head's
+/// arrival) plus the message's offset, and returns how many of the connection's messages were
+/// not recorded (beyond [`MAX_WEBSOCKET_MESSAGE_EVENTS`](crate::MAX_WEBSOCKET_MESSAGE_EVENTS)).
+///
+/// The attributes are those of OpenTelemetry's RPC message events, seen from the server span,
+/// which is the client's connection: a client's message is `RECEIVED`, a message to the client
+/// `SENT`; `message.id` counts each direction from 1; `message.uncompressed_size` is the
+/// payload (the gateway negotiates no compression). The opcode is the gateway's own attribute.
+fn websocket_message_events(
+    stats: &crate::WebSocketStats,
+    start: u64,
+    events: &mut Vec<SpanEvent>,
+) -> u64 {
+    use crate::{WebSocketDirection, WebSocketMessageKind};
+    let (mut received, mut sent) = (0u64, 0u64);
+    for message in &stats.message_events {
+        let (message_type, id) = match message.direction {
+            WebSocketDirection::In => ("RECEIVED", &mut received),
+            WebSocketDirection::Out => ("SENT", &mut sent),
+        };
+        *id += 1;
+        let opcode = match message.kind {
+            WebSocketMessageKind::Text => "text",
+            WebSocketMessageKind::Binary => "binary",
+        };
+        events.push(SpanEvent {
+            name: "message".into(),
+            unix_nanos: start.saturating_add(message.at_nanos),
+            attributes: vec![
+                (attr::MESSAGE_TYPE.to_owned(), str(message_type)),
+                (attr::MESSAGE_ID.to_owned(), int(*id)),
+                (
+                    attr::MESSAGE_UNCOMPRESSED_SIZE.to_owned(),
+                    int(message.size),
+                ),
+                (attr::WS_OPCODE.to_owned(), str(opcode)),
+            ],
+        });
+    }
+    let counted = stats.messages_in.saturating_add(stats.messages_out);
+    counted.saturating_sub(received + sent)
 }
 
 fn phase_attributes(span: &mut Span, phase: &str, decision: Option<&Decision>) {

@@ -10,7 +10,8 @@
 //!
 //! `build` turns an exchange into spans, `ids` formats and parses trace ids (W3C and X-Ray
 //! forms), `recorder` is the bus consumer thread that hands spans to a [`SpanSink`], and `otlp`
-//! exports them to an OpenTelemetry collector, `receive` reads the spans services send, and `graph`
+//! exports them to an OpenTelemetry collector, `receive` reads the spans services send (protobuf, or
+//! JSON through `receive_json`), and `graph`
 //! builds the service graph of a window of spans.
 //!
 //! [`Timing`]: crate::Timing
@@ -20,16 +21,19 @@ mod graph;
 mod ids;
 mod otlp;
 mod receive;
+mod receive_json;
 mod recorder;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod websocket_tests;
 
 pub use build::{classify, spans_from_exchange};
 pub use graph::{Edge, Latency, Node, NodeKind, ServiceGraph, build_graph};
 pub use ids::{TraceIdError, child_span_id, parse_trace_id, span_id_hex, trace_id_hex};
 pub use otlp::{CLASSIFICATION_ATTRIBUTE, SCOPE_NAME, SpanExporter};
-pub use receive::{ReceiveError, Received, spans_from_otlp};
+pub use receive::{OtlpEncoding, ReceiveError, Received, spans_from_otlp};
 pub use recorder::{RecorderStats, SpanSink, TraceRecorder};
 
 use serde::{Deserialize, Serialize};
@@ -112,7 +116,7 @@ impl std::fmt::Display for AttrValue {
     }
 }
 
-/// Something that happened at one instant of a span (a WebSocket opening or closing).
+/// Something that happened at one instant of a span (a WebSocket opening, a message, closing).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpanEvent {
     pub name: String,
@@ -201,4 +205,13 @@ pub mod attr {
     pub const WS_BYTES_OUT: &str = "gatehouse.websocket.bytes_out";
     pub const WS_CLOSE_CODE: &str = "gatehouse.websocket.close_code";
     pub const WS_CLOSED_BY: &str = "gatehouse.websocket.closed_by";
+    /// Messages of a connection left out of its span's events (beyond the first 128).
+    pub const WS_EVENTS_DROPPED: &str = "gatehouse.websocket.events_dropped";
+    /// On a message event: `text` or `binary`.
+    pub const WS_OPCODE: &str = "gatehouse.websocket.opcode";
+    /// On a message event, as OpenTelemetry's RPC message events have them: `SENT` or
+    /// `RECEIVED`, the message's number in its direction from 1, and its payload bytes.
+    pub const MESSAGE_TYPE: &str = "message.type";
+    pub const MESSAGE_ID: &str = "message.id";
+    pub const MESSAGE_UNCOMPRESSED_SIZE: &str = "message.uncompressed_size";
 }

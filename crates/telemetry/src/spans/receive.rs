@@ -1,35 +1,69 @@
 //! The other direction of OTLP: spans that the services behind the gateway send to the admin
-//! listener's `/v1/traces`, decoded from an `ExportTraceServiceRequest` (protobuf) into the
-//! gateway's [`Span`] model so they are stored beside the gateway's own spans and join its
-//! waterfalls.
+//! listener's `/v1/traces`, decoded from an `ExportTraceServiceRequest` in either OTLP/HTTP
+//! encoding (protobuf, or JSON through `receive_json`) into the gateway's [`Span`] model so they
+//! are stored beside the gateway's own spans and join its waterfalls. The answer is an
+//! `ExportTraceServiceResponse` in the request's encoding.
 //!
 //! OTLP is richer than the stored model, so the mapping narrows it: producer spans count as
-//! client spans and consumer spans as internal ones, doubles are kept as text, and arrays, maps
-//! and bytes are left out. The resource's `service.name` becomes the span's `service.name`
-//! attribute, which is also what tells a service's span from the gateway's (the store lists
-//! only the gateway's server spans as requests). Spans with malformed ids are rejected and
-//! counted in the answer's partial success, as the OTLP specification asks
-//! (<https://opentelemetry.io/docs/specs/otlp/#partial-success>).
+//! client spans and consumer spans as internal ones, doubles are kept as text, and arrays and
+//! maps become JSON text and bytes base64 text, as OpenTelemetry represents them outside OTLP
+//! (<https://opentelemetry.io/docs/specs/otel/common/#anyvalue>). The resource's `service.name`
+//! becomes the span's `service.name` attribute, which is also what tells a service's span from
+//! the gateway's (the store lists only the gateway's server spans as requests). Spans with
+//! malformed ids are rejected and counted in the answer's partial success, as the OTLP
+//! specification asks (<https://opentelemetry.io/docs/specs/otlp/#partial-success>).
 
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{Span as OtlpSpan, span, status};
 use prost::Message;
 
+use super::receive_json::request_from_json;
 use super::{AttrValue, Classification, Span, SpanEvent, SpanKind, SpanStatus, attr, classify};
+
+/// The two encodings of OTLP/HTTP (<https://opentelemetry.io/docs/specs/otlp/#otlphttp>).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpEncoding {
+    /// `application/x-protobuf`.
+    Protobuf,
+    /// `application/json`: proto3's JSON mapping with hex ids.
+    Json,
+}
+
+impl OtlpEncoding {
+    /// The media type of requests and answers in this encoding.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Protobuf => "application/x-protobuf",
+            Self::Json => "application/json",
+        }
+    }
+}
 
 /// Why a request body could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {
     #[error("the body is not an OTLP ExportTraceServiceRequest in protobuf: {0}")]
     Decode(#[from] prost::DecodeError),
+    #[error(
+        "the body is not an OTLP ExportTraceServiceRequest in JSON: {}{source}",
+        path.as_ref().map(|p| format!("{p}: ")).unwrap_or_default()
+    )]
+    Json {
+        /// Where in the document it went wrong (`resourceSpans[0].scopeSpans[0]...`), when
+        /// inside it.
+        path: Option<String>,
+        source: serde_json::Error,
+    },
 }
 
 /// What one request carried.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Received {
+    /// The request's encoding, which the answer takes.
+    pub encoding: OtlpEncoding,
     /// The spans to store.
     pub spans: Vec<Span>,
     /// Spans left out because their trace or span id is malformed.
@@ -37,21 +71,54 @@ pub struct Received {
 }
 
 impl Received {
-    /// The protobuf answer: empty when everything was accepted, a partial success otherwise.
+    /// The answer in the request's encoding: empty when everything was accepted, a partial
+    /// success otherwise.
     pub fn response(&self) -> Vec<u8> {
+        let error_message = match self.encoding {
+            OtlpEncoding::Protobuf => {
+                "spans need a non-zero 16-byte trace id and a non-zero 8-byte span id"
+            }
+            OtlpEncoding::Json => {
+                "spans need a non-zero trace id of 32 hex digits and a non-zero span id of 16 \
+                 (hex, not base64)"
+            }
+        };
         let partial_success = (self.rejected > 0).then(|| ExportTracePartialSuccess {
             rejected_spans: self.rejected,
-            error_message: "spans need a 16-byte non-zero trace id and an 8-byte span id"
-                .to_owned(),
+            error_message: error_message.to_owned(),
         });
-        ExportTraceServiceResponse { partial_success }.encode_to_vec()
+        match self.encoding {
+            OtlpEncoding::Protobuf => {
+                ExportTraceServiceResponse { partial_success }.encode_to_vec()
+            }
+            // proto3's JSON mapping writes an int64 as a decimal string.
+            OtlpEncoding::Json => {
+                let answer = match partial_success {
+                    Some(partial) => serde_json::json!({
+                        "partialSuccess": {
+                            "rejectedSpans": partial.rejected_spans.to_string(),
+                            "errorMessage": partial.error_message,
+                        }
+                    }),
+                    None => serde_json::json!({}),
+                };
+                answer.to_string().into_bytes()
+            }
+        }
     }
 }
 
-/// Decodes a protobuf `ExportTraceServiceRequest` into spans.
-pub fn spans_from_otlp(body: &[u8]) -> Result<Received, ReceiveError> {
-    let request = ExportTraceServiceRequest::decode(body)?;
-    let mut received = Received::default();
+/// Decodes an `ExportTraceServiceRequest` in `encoding` into spans.
+pub fn spans_from_otlp(encoding: OtlpEncoding, body: &[u8]) -> Result<Received, ReceiveError> {
+    let (request, rejected) = match encoding {
+        OtlpEncoding::Protobuf => (ExportTraceServiceRequest::decode(body)?, 0),
+        OtlpEncoding::Json => request_from_json(body)?,
+    };
+    let mut received = Received {
+        encoding,
+        spans: Vec::new(),
+        rejected,
+    };
     for resource_spans in request.resource_spans {
         let service = resource_spans.resource.as_ref().and_then(|resource| {
             resource
@@ -148,8 +215,65 @@ fn attr_value(kv: &KeyValue) -> Option<AttrValue> {
         any_value::Value::IntValue(n) => AttrValue::Int(*n),
         any_value::Value::BoolValue(b) => AttrValue::Bool(*b),
         any_value::Value::DoubleValue(d) => AttrValue::Str(d.to_string()),
-        _ => return None,
+        any_value::Value::BytesValue(bytes) => AttrValue::Str(base64(bytes)),
+        value @ (any_value::Value::ArrayValue(_) | any_value::Value::KvlistValue(_)) => {
+            AttrValue::Str(json_value(Some(value)).to_string())
+        }
+        // An index into a profile's string table: traces have none.
+        any_value::Value::StringValueStrindex(_) => return None,
     })
+}
+
+/// A value as OpenTelemetry writes it in JSON outside OTLP: arrays as arrays, maps as objects,
+/// bytes as base64; an empty value and a double that JSON cannot hold are `null`.
+fn json_value(value: Option<&any_value::Value>) -> serde_json::Value {
+    use serde_json::Value as Json;
+    let Some(value) = value else {
+        return Json::Null;
+    };
+    match value {
+        any_value::Value::StringValue(s) => Json::from(s.as_str()),
+        any_value::Value::IntValue(n) => Json::from(*n),
+        any_value::Value::BoolValue(b) => Json::from(*b),
+        any_value::Value::DoubleValue(d) => Json::from(*d),
+        any_value::Value::BytesValue(bytes) => Json::from(base64(bytes)),
+        any_value::Value::ArrayValue(array) => array
+            .values
+            .iter()
+            .map(|v| json_value(v.value.as_ref()))
+            .collect(),
+        any_value::Value::KvlistValue(map) => map
+            .values
+            .iter()
+            .map(|kv| {
+                let value = kv.value.as_ref().and_then(|v: &AnyValue| v.value.as_ref());
+                (kv.key.clone(), json_value(value))
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+        any_value::Value::StringValueStrindex(_) => Json::Null,
+    }
+}
+
+/// Standard base64 with padding (RFC 4648 §4), as proto3's JSON mapping writes bytes.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut text = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                let index = (n >> (18 - 6 * i)) & 0x3f;
+                text.push(char::from(ALPHABET[index as usize]));
+            } else {
+                text.push('=');
+            }
+        }
+    }
+    text
 }
 
 #[cfg(test)]

@@ -68,7 +68,11 @@ fn service_span() -> OtlpSpan {
 
 #[test]
 fn a_service_span_keeps_ids_parent_timing_and_takes_the_resource_service_name() {
-    let received = spans_from_otlp(&request("inventory", vec![service_span()])).unwrap();
+    let received = spans_from_otlp(
+        OtlpEncoding::Protobuf,
+        &request("inventory", vec![service_span()]),
+    )
+    .unwrap();
     assert_eq!(received.rejected, 0);
     let [span] = received.spans.as_slice() else {
         panic!("{received:?}")
@@ -104,10 +108,10 @@ fn spans_with_malformed_ids_are_rejected_and_counted() {
         span_id: vec![0; 8],
         ..service_span()
     };
-    let received = spans_from_otlp(&request(
-        "inventory",
-        vec![short_trace, zero_span, service_span()],
-    ))
+    let received = spans_from_otlp(
+        OtlpEncoding::Protobuf,
+        &request("inventory", vec![short_trace, zero_span, service_span()]),
+    )
     .unwrap();
     assert_eq!((received.spans.len(), received.rejected), (1, 2));
     let answer = ExportTraceServiceResponse::decode(received.response().as_slice()).unwrap();
@@ -116,5 +120,68 @@ fn spans_with_malformed_ids_are_rejected_and_counted() {
 
 #[test]
 fn a_body_that_is_not_protobuf_is_an_error() {
-    assert!(spans_from_otlp(b"{\"resourceSpans\": []}").is_err());
+    assert!(spans_from_otlp(OtlpEncoding::Protobuf, b"{\"resourceSpans\": []}").is_err());
+}
+
+#[test]
+fn arrays_and_maps_become_json_text_and_bytes_base64() {
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+    let strings = |values: &[&str]| ArrayValue {
+        values: values
+            .iter()
+            .map(|s| AnyValue {
+                value: Some(any_value::Value::StringValue((*s).to_owned())),
+            })
+            .collect(),
+    };
+    let span = OtlpSpan {
+        attributes: vec![
+            kv(
+                "http.request.header.accept",
+                any_value::Value::ArrayValue(strings(&["text/html", "*/*"])),
+            ),
+            kv(
+                "limits",
+                any_value::Value::KvlistValue(KeyValueList {
+                    values: vec![
+                        kv("rps", any_value::Value::IntValue(10)),
+                        kv("tags", any_value::Value::ArrayValue(strings(&["a"]))),
+                        kv("raw", any_value::Value::BytesValue(b"hi".to_vec())),
+                    ],
+                }),
+            ),
+            kv("digest", any_value::Value::BytesValue(b"foobar".to_vec())),
+        ],
+        ..service_span()
+    };
+    let received =
+        spans_from_otlp(OtlpEncoding::Protobuf, &request("inventory", vec![span])).unwrap();
+    let span = &received.spans[0];
+    assert_eq!(
+        span.attribute_str("http.request.header.accept"),
+        Some(r#"["text/html","*/*"]"#)
+    );
+    let limits: serde_json::Value =
+        serde_json::from_str(span.attribute_str("limits").unwrap()).unwrap();
+    assert_eq!(
+        limits,
+        serde_json::json!({"rps": 10, "tags": ["a"], "raw": "aGk="})
+    );
+    assert_eq!(span.attribute_str("digest"), Some("Zm9vYmFy"));
+}
+
+#[test]
+fn base64_matches_rfc_4648_test_vectors() {
+    for (bytes, text) in [
+        ("", ""),
+        ("f", "Zg=="),
+        ("fo", "Zm8="),
+        ("foo", "Zm9v"),
+        ("foob", "Zm9vYg=="),
+        ("fooba", "Zm9vYmE="),
+        ("foobar", "Zm9vYmFy"),
+    ] {
+        assert_eq!(base64(bytes.as_bytes()), text, "{bytes:?}");
+    }
+    assert_eq!(base64(&[0xff, 0xfe, 0xfd]), "//79");
 }

@@ -285,6 +285,7 @@ fn a_websocket_connection_is_one_server_span_with_message_counts_and_events() {
         bytes_out: 50,
         close_code: Some(1000),
         closed_by: Some("client"),
+        message_events: Vec::new(),
     });
     let spans = spans_from_exchange(&e);
     let server = &spans[0];

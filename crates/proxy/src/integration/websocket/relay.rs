@@ -1,5 +1,8 @@
 //! The relay: one pump per direction forwards frames as they arrive, counts them and enforces the
-//! size limits, while a watch ends the connection on idle, lifetime or gateway shutdown.
+//! size limits, while a watch ends the connection on idle, lifetime or gateway shutdown. When the
+//! connection's trace is sampled, each pump also notes its first data messages (time, size,
+//! type) for the connection span's message events; an unsampled connection pays one branch per
+//! message for that.
 //!
 //! Neither `read_frame` nor `write_frame` of fastwebsockets is cancel-safe: dropping one mid-frame
 //! loses or truncates a frame. So a pump is never dropped while it writes. To end a connection the
@@ -15,15 +18,17 @@ use std::time::Duration;
 
 use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocketError, WebSocketRead, WebSocketWrite};
 use gatehouse_config::WebSocketIntegration;
-use gatehouse_telemetry::{ErrorClass, WebSocketStats};
+use gatehouse_telemetry::{ErrorClass, WebSocketDirection, WebSocketStats};
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::record::Recorder;
 use closing::{conclude, finish};
+use messages::{MessageLog, first_messages};
 
 mod closing;
+mod messages;
 
 /// How long a peer has to answer a Close, and how long a pending write may take once the relay
 /// is stopping.
@@ -133,10 +138,22 @@ impl PumpEnd {
     }
 }
 
-#[derive(Default)]
+/// What one pump counts of the messages it forwards.
 struct Counters {
     messages: u64,
     bytes: u64,
+    /// `Some` when the connection's trace is sampled.
+    log: Option<MessageLog>,
+}
+
+impl Counters {
+    fn new(direction: WebSocketDirection, log_from: Option<std::time::Instant>) -> Self {
+        Self {
+            messages: 0,
+            bytes: 0,
+            log: log_from.map(|origin| MessageLog::new(origin, direction)),
+        }
+    }
 }
 
 /// What both pumps and the watch share. They run on one task, so nothing here is contended.
@@ -184,8 +201,13 @@ pub(super) async fn relay<C, U>(
         epoch: Instant::now(),
         last_frame_ms: AtomicU64::new(0),
     };
-    let mut inbound = Counters::default();
-    let mut outbound = Counters::default();
+    let sampled = recorder
+        .exchange_ref()
+        .trace
+        .is_some_and(|trace| trace.sampled);
+    let log_from = sampled.then(|| recorder.origin());
+    let mut inbound = Counters::new(WebSocketDirection::In, log_from);
+    let mut outbound = Counters::new(WebSocketDirection::Out, log_from);
 
     let (client_end, upstream_end) = {
         let (mut client_rx, mut client_tx) =
@@ -238,6 +260,7 @@ pub(super) async fn relay<C, U>(
         bytes_out: outbound.bytes,
         close_code: ending.close_code,
         closed_by: Some(ending.closed_by),
+        message_events: first_messages(inbound.log, outbound.log),
     };
     let exchange = recorder.exchange();
     exchange.bytes_in = stats.bytes_in;
@@ -335,8 +358,9 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    // Bytes so far of a fragmented message, `None` between messages.
-    let mut partial: Option<usize> = None;
+    // Bytes so far of a fragmented message and its first frame's opcode, `None` between
+    // messages.
+    let mut partial: Option<(usize, OpCode)> = None;
     // With auto_close and auto_pong off the reader never asks us to send anything.
     let mut no_obligations = |_: Frame<'_>| async { Ok::<(), std::io::Error>(()) };
     loop {
@@ -355,8 +379,8 @@ where
             OpCode::Text | OpCode::Binary | OpCode::Continuation
         ) {
             // RFC 6455 §5.4: a message is one start frame and continuations up to `fin`.
-            let so_far = match (frame.opcode, partial) {
-                (OpCode::Continuation, Some(so_far)) => so_far,
+            let (so_far, opcode) = match (frame.opcode, partial) {
+                (OpCode::Continuation, Some(partial)) => partial,
                 (OpCode::Continuation, None) => {
                     return PumpEnd::Invalid(
                         CLOSE_PROTOCOL_ERROR,
@@ -369,7 +393,7 @@ where
                         "new message inside a fragmented one".into(),
                     );
                 }
-                (_, None) => 0,
+                (opcode, None) => (0, opcode),
             };
             let size = so_far + frame.payload.len();
             if size > limits.max_message {
@@ -378,9 +402,12 @@ where
             counters.bytes += frame.payload.len() as u64;
             if frame.fin {
                 counters.messages += 1;
+                if let Some(log) = &mut counters.log {
+                    log.record(opcode, size);
+                }
                 partial = None;
             } else {
-                partial = Some(size);
+                partial = Some((size, opcode));
             }
         }
         let close = (frame.opcode == OpCode::Close).then(|| close_code(&frame.payload));
