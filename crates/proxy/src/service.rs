@@ -20,7 +20,9 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use gatehouse_config::{ContextVar, Integration, Limits, Resolution, Route};
 use gatehouse_telemetry::execution::PhaseResult;
-use gatehouse_telemetry::trace::{TraceContext, X_AMZN_TRACE_ID, read_incoming, xray_response};
+use gatehouse_telemetry::trace::{
+    TraceContext, TraceHeadersSeen, X_AMZN_TRACE_ID, read_incoming_seen, xray_response,
+};
 use gatehouse_telemetry::{
     Decisions, Exchange, ExchangeKind, IntegrationOutcome, RequestId, RouteLabels, Timing,
     new_request_id,
@@ -168,14 +170,16 @@ pub(crate) async fn handle(
     let runtime = gateway.runtime.load_full();
     let host_name = host.as_ref().and_then(|h| h.to_str().ok());
     // The caller's trace context; an invalid header reads as none and starts a new trace.
-    let incoming = if runtime.tracer.is_enabled() {
-        read_incoming(&parts.headers)
+    let seen = if runtime.tracer.is_enabled() {
+        TraceHeadersSeen::scan(&parts.headers)
     } else {
-        None
+        TraceHeadersSeen::default()
     };
+    let incoming = read_incoming_seen(&parts.headers, seen);
     let trace_start = TraceStart {
         tracer: &runtime.tracer,
         incoming: incoming.as_ref(),
+        seen,
         host: host_name.unwrap_or_default(),
         method: parts.method.as_str(),
         path: parts.uri.path(),

@@ -5,7 +5,9 @@
 use std::time::UNIX_EPOCH;
 
 use gatehouse_config::Route;
-use gatehouse_telemetry::trace::{IncomingTrace, SampleRequest, TraceContext, Tracer};
+use gatehouse_telemetry::trace::{
+    IncomingTrace, SampleRequest, TraceContext, TraceHeadersSeen, Tracer,
+};
 
 use crate::record::Recorder;
 
@@ -13,6 +15,8 @@ use crate::record::Recorder;
 pub(crate) struct TraceStart<'a> {
     pub(crate) tracer: &'a Tracer,
     pub(crate) incoming: Option<&'a IncomingTrace>,
+    /// The trace headers the request carries.
+    pub(crate) seen: TraceHeadersSeen,
     pub(crate) host: &'a str,
     pub(crate) method: &'a str,
     pub(crate) path: &'a str,
@@ -40,7 +44,8 @@ impl TraceStart<'_> {
         let second = arrived
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
-        let context = self.tracer.start_at(self.incoming, &request, second);
+        let mut context = self.tracer.start_at(self.incoming, &request, second);
+        context.client_tracestate = self.seen.tracestate;
         recorder.exchange().trace = Some(context.ids);
         Some(context)
     }

@@ -53,21 +53,57 @@ pub struct IncomingTrace {
     pub tracestate: Option<HeaderValue>,
 }
 
+/// Which trace headers a request carries, found in one pass over its header names: most
+/// requests carry none, and comparing names is cheaper than hashing each name for a lookup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TraceHeadersSeen {
+    pub traceparent: bool,
+    pub tracestate: bool,
+    pub xray: bool,
+}
+
+impl TraceHeadersSeen {
+    pub fn scan(headers: &HeaderMap) -> Self {
+        let mut seen = Self::default();
+        for name in headers.keys() {
+            if *name == TRACEPARENT {
+                seen.traceparent = true;
+            } else if *name == TRACESTATE {
+                seen.tracestate = true;
+            } else if *name == X_AMZN_TRACE_ID {
+                seen.xray = true;
+            }
+        }
+        seen
+    }
+}
+
 /// Reads the caller's trace context. `traceparent` takes precedence over `X-Amzn-Trace-Id`
 /// because it is the standard and carries a sampling decision always; more than one
 /// `traceparent` line is invalid (W3C §3.2). `None` when neither header is present and valid.
 pub fn read_incoming(headers: &HeaderMap) -> Option<IncomingTrace> {
-    let mut lines = headers.get_all(TRACEPARENT).iter();
-    if let (Some(line), None) = (lines.next(), lines.next())
-        && let Some(parent) = parse_traceparent(line.as_bytes())
-    {
-        return Some(IncomingTrace {
-            trace_id: parent.trace_id,
-            parent_id: Some(parent.parent_id),
-            sampled: Some(parent.flags & FLAG_SAMPLED != 0),
-            random: parent.flags & FLAG_RANDOM != 0,
-            tracestate: sanitize_tracestate(headers.get_all(TRACESTATE).iter()),
-        });
+    read_incoming_seen(headers, TraceHeadersSeen::scan(headers))
+}
+
+/// [`read_incoming`] when the headers were already scanned: no lookup at all when the request
+/// carries neither header.
+pub fn read_incoming_seen(headers: &HeaderMap, seen: TraceHeadersSeen) -> Option<IncomingTrace> {
+    if seen.traceparent {
+        let mut lines = headers.get_all(TRACEPARENT).iter();
+        if let (Some(line), None) = (lines.next(), lines.next())
+            && let Some(parent) = parse_traceparent(line.as_bytes())
+        {
+            return Some(IncomingTrace {
+                trace_id: parent.trace_id,
+                parent_id: Some(parent.parent_id),
+                sampled: Some(parent.flags & FLAG_SAMPLED != 0),
+                random: parent.flags & FLAG_RANDOM != 0,
+                tracestate: sanitize_tracestate(headers.get_all(TRACESTATE).iter()),
+            });
+        }
+    }
+    if !seen.xray {
+        return None;
     }
     let xray = parse_xray(headers.get(X_AMZN_TRACE_ID)?.as_bytes())?;
     Some(IncomingTrace {
@@ -161,6 +197,7 @@ impl Tracer {
             ids,
             random,
             tracestate,
+            client_tracestate: true,
         }
     }
 }
@@ -172,6 +209,10 @@ pub struct TraceContext {
     /// The W3C random-trace-id flag to propagate.
     pub random: bool,
     pub tracestate: Option<HeaderValue>,
+    /// Whether the client's headers may hold a `tracestate` the gateway must not pass on (one
+    /// without a valid `traceparent`). `true` unless a scan ([`TraceHeadersSeen`]) found none,
+    /// which spares [`TraceContext::propagate`] a lookup.
+    pub client_tracestate: bool,
 }
 
 impl TraceContext {
@@ -211,9 +252,10 @@ impl TraceContext {
             Some(state) => {
                 headers.insert(TRACESTATE, state.clone());
             }
-            None => {
+            None if self.client_tracestate => {
                 headers.remove(TRACESTATE);
             }
+            None => {}
         }
     }
 }

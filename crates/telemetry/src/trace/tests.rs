@@ -159,3 +159,30 @@ fn incoming_sampled_flag_is_honoured_only_when_configured() {
     let incoming = read_incoming(&headers(&[("x-amzn-trace-id", &xray)]));
     assert!(!honour.start(incoming.as_ref(), &any_request()).ids.sampled);
 }
+
+#[test]
+fn the_scan_finds_each_trace_header_and_nothing_else() {
+    let seen = TraceHeadersSeen::scan(&headers(&[("host", "a"), ("accept", "*/*")]));
+    assert_eq!(seen, TraceHeadersSeen::default());
+    let seen = TraceHeadersSeen::scan(&headers(&[("Traceparent", "x"), ("X-Amzn-Trace-Id", "y")]));
+    assert_eq!(
+        seen,
+        TraceHeadersSeen {
+            traceparent: true,
+            tracestate: false,
+            xray: true
+        }
+    );
+    assert!(TraceHeadersSeen::scan(&headers(&[("tracestate", "a=1")])).tracestate);
+    // A context started without a scan removes a client's tracestate; one whose scan found none
+    // skips the lookup and leaves other headers alone.
+    let tracer = Tracer::with_defaults();
+    let mut context = tracer.start(None, &any_request());
+    let mut upstream = headers(&[("tracestate", "rojo=1")]);
+    context.propagate(&mut upstream);
+    assert!(!upstream.contains_key("tracestate"));
+    context.client_tracestate = false;
+    let mut upstream = headers(&[("accept", "*/*")]);
+    context.propagate(&mut upstream);
+    assert_eq!(upstream.len(), 3);
+}
