@@ -14,7 +14,9 @@ use gatehouse_config::OtlpSettings;
 use gatehouse_store::{SpanWriter, Store};
 use gatehouse_telemetry::Exchange;
 use gatehouse_telemetry::metrics::{OtlpConfig, OtlpHandle, OtlpStats};
-use gatehouse_telemetry::spans::{RecorderStats, Span, SpanExporter, SpanSink, TraceRecorder};
+use gatehouse_telemetry::spans::{
+    RecorderStats, Span, SpanExporter, SpanSink, TraceRecorder, TracedExchange,
+};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::Receiver;
 
@@ -99,8 +101,9 @@ impl TracesRuntime {
         };
         let recorder = TraceRecorder::spawn(
             records,
-            Box::new(move |spans: Vec<Span>| {
+            Box::new(move |traced: Vec<TracedExchange>| {
                 counted.fetch_add(1, Ordering::Relaxed);
+                let spans: Vec<Span> = traced.iter().flat_map(TracedExchange::spans).collect();
                 // Both sinks only queue; the exporter gets a copy, the store the batch.
                 if let Some(exporter) = exporter.as_mut() {
                     exporter.write(spans.clone());

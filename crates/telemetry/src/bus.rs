@@ -241,7 +241,10 @@ pub(crate) mod tests {
         // The unfiltered queue of 2 took two and dropped four; the filtered one saw only the
         // three 404s, of which the third found its queue full.
         assert_eq!((stats[0].delivered, stats[0].dropped), (2, 4));
-        assert_eq!((stats[1].delivered, stats[1].dropped, stats[1].queued), (2, 1, 2));
+        assert_eq!(
+            (stats[1].delivered, stats[1].dropped, stats[1].queued),
+            (2, 1, 2)
+        );
         assert_eq!(bus.dropped(), 5);
         assert_eq!(wanted.try_recv().unwrap().status, 404);
         assert_eq!(wanted.try_recv().unwrap().status, 404);
