@@ -3,8 +3,9 @@
 //! exporter when one is configured; implemented by the binary).
 //!
 //! Like the access log and the metrics consumer it drains its queue on a 10 ms poll rather than
-//! parking on it, so publishing a record never wakes a thread, and it hands over one batch per
-//! poll. It builds no spans: the record is a copy of the exchange's span-relevant facts, and spans
+//! parking on it, so publishing a record never wakes a thread. It hands a batch over once its
+//! first exchange has waited [`HAND_OVER_AFTER`] (or the batch is full, or the bus closed): the
+//! store lets traces linger a second anyway, and each hand-over wakes the store's writer. It builds no spans: the record is a copy of the exchange's span-relevant facts, and spans
 //! are built from it when they are read (or exported). Its bus queue is filtered
 //! ([`is_sampled`](super::is_sampled)), so unsampled requests never reach it; exchanges without
 //! trace ids (`Exchange::trace` is `None`) or not sampled that do arrive yield nothing.
@@ -13,7 +14,7 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -22,8 +23,10 @@ use crate::Exchange;
 
 /// How long the recorder sleeps when its queue is empty.
 const IDLE_POLL: Duration = Duration::from_millis(10);
-/// A batch is handed over once it holds this many exchanges, even if more are queued.
+/// A batch is handed over once it holds this many exchanges, even if more are queued...
 const MAX_BATCH_EXCHANGES: usize = 1024;
+/// ...or once its first exchange has waited this long.
+const HAND_OVER_AFTER: Duration = Duration::from_millis(100);
 
 /// Where the recorder's batches go. Called on the recorder's thread only; it must not block for
 /// long (queue, and count what a full queue drops).
@@ -116,7 +119,8 @@ fn stats(counters: &Counters) -> RecorderStats {
 }
 
 fn run(mut rx: mpsc::Receiver<Arc<Exchange>>, mut sink: Box<dyn TraceSink>, counters: &Counters) {
-    let mut batch = Vec::new();
+    let mut batch = Vec::with_capacity(64);
+    let mut since = None;
     loop {
         let mut closed = false;
         loop {
@@ -126,13 +130,17 @@ fn run(mut rx: mpsc::Receiver<Arc<Exchange>>, mut sink: Box<dyn TraceSink>, coun
                         .then(|| TracedExchange::from_exchange(&exchange))
                         .flatten();
                     match traced {
-                        Some(traced) => batch.push(traced),
+                        Some(traced) => {
+                            since.get_or_insert_with(Instant::now);
+                            batch.push(traced);
+                        }
                         None => {
                             counters.skipped.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                     if batch.len() >= MAX_BATCH_EXCHANGES {
                         hand_over(&mut batch, &mut *sink, counters);
+                        since = None;
                     }
                 }
                 Err(mpsc::error::TryRecvError::Empty) => break,
@@ -142,9 +150,13 @@ fn run(mut rx: mpsc::Receiver<Arc<Exchange>>, mut sink: Box<dyn TraceSink>, coun
                 }
             }
         }
-        hand_over(&mut batch, &mut *sink, counters);
         if closed {
+            hand_over(&mut batch, &mut *sink, counters);
             return;
+        }
+        if since.is_some_and(|since: Instant| since.elapsed() >= HAND_OVER_AFTER) {
+            hand_over(&mut batch, &mut *sink, counters);
+            since = None;
         }
         std::thread::sleep(IDLE_POLL);
     }
@@ -159,5 +171,5 @@ fn hand_over(batch: &mut Vec<TracedExchange>, sink: &mut dyn TraceSink, counters
         .traced
         .fetch_add(batch.len() as u64, Ordering::Relaxed);
     counters.spans.fetch_add(spans as u64, Ordering::Relaxed);
-    sink.write(std::mem::take(batch));
+    sink.write(std::mem::replace(batch, Vec::with_capacity(64)));
 }
