@@ -1,0 +1,208 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use gatehouse_telemetry::new_request_id;
+use gatehouse_telemetry::spans::{
+    HttpVersion, IntegrationKind, TracedDecisions, TracedIntegration, TracedRoute, TracedTiming,
+};
+use rusqlite::Connection;
+
+use super::*;
+use crate::{Store, StoreConfig};
+
+const MS: u64 = 1_000_000;
+
+fn request(trace: u8, start: u64, status: u16, ms: u64) -> TracedExchange {
+    TracedExchange {
+        trace_id: [trace; 16],
+        span_id: [trace; 8],
+        parent_id: None,
+        start_unix_nanos: start,
+        request_id: new_request_id(),
+        method: Some("GET".parse().unwrap()),
+        route: Some(TracedRoute {
+            api: Arc::from("pets"),
+            api_version: Arc::from("v1"),
+            stage: Arc::from("prod"),
+            resource_path: Arc::from("/pets"),
+        }),
+        canary: false,
+        path: "/pets".into(),
+        tls: false,
+        host: None,
+        client: SocketAddr::from(([127, 0, 0, 1], 1)),
+        protocol: HttpVersion::Http11,
+        user_agent: None,
+        status,
+        error: None,
+        bytes_in: 0,
+        bytes_out: 0,
+        timing: TracedTiming {
+            done: ms * MS,
+            integration_start: Some(0),
+            ..TracedTiming::default()
+        },
+        decisions: TracedDecisions::default(),
+        phases: None,
+        integration: TracedIntegration {
+            kind: Some(IntegrationKind::Mock),
+            status: Some(status),
+            ..TracedIntegration::default()
+        },
+        websocket: None,
+    }
+}
+
+/// Ten blocks of one request each, a second apart: the fourth a fault, the eighth slow.
+fn ten_blocks(dir: &tempfile::TempDir) -> (Store, u64) {
+    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let t0 = 1_000_000 * 1000 * MS;
+    for i in 0..10u8 {
+        let status = if i == 3 { 503 } else { 200 };
+        let ms = if i == 7 { 300 } else { 5 };
+        let start = t0 + u64::from(i) * 1000 * MS;
+        store
+            .span_writer()
+            .append_exchanges(vec![request(i, start, status, ms)])
+            .unwrap();
+        store.flush().unwrap();
+    }
+    assert_eq!(store.stats().trace_blocks_written, 10);
+    (store, t0)
+}
+
+fn searched(store: &Store, search: &TraceSearch) -> (Vec<u8>, u64) {
+    let (found, blocks) = store
+        .inner
+        .readers
+        .with(|conn| search_counted(conn, search))
+        .unwrap();
+    (found.iter().map(|t| t.trace_id[0]).collect(), blocks)
+}
+
+#[test]
+fn a_search_reads_only_the_blocks_that_can_answer_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, t0) = ten_blocks(&dir);
+    let all = TraceSearch {
+        start_unix_nanos: t0,
+        end_unix_nanos: t0 + 100_000 * MS,
+        limit: 100,
+        ..TraceSearch::default()
+    };
+    assert_eq!(searched(&store, &all), ((0..10).rev().collect(), 10));
+    let cases = [
+        // The newest two blocks answer; the third is older than both matches.
+        (
+            TraceSearch {
+                limit: 2,
+                ..all.clone()
+            },
+            vec![9, 8],
+            2,
+        ),
+        (
+            TraceSearch {
+                fault_only: true,
+                ..all.clone()
+            },
+            vec![3],
+            1,
+        ),
+        (
+            TraceSearch {
+                status: Some(503),
+                ..all.clone()
+            },
+            vec![3],
+            1,
+        ),
+        // No block holds a client error.
+        (
+            TraceSearch {
+                status: Some(404),
+                ..all.clone()
+            },
+            vec![],
+            0,
+        ),
+        (
+            TraceSearch {
+                min_duration_nanos: 200 * MS,
+                ..all.clone()
+            },
+            vec![7],
+            1,
+        ),
+        // Blocks outside the time range are not read.
+        (
+            TraceSearch {
+                start_unix_nanos: t0 + 2000 * MS,
+                end_unix_nanos: t0 + 4000 * MS,
+                ..all.clone()
+            },
+            vec![3, 2],
+            2,
+        ),
+        // A filter the summary columns do not know reads every block in range.
+        (
+            TraceSearch {
+                api: Some("shop".into()),
+                ..all.clone()
+            },
+            vec![],
+            10,
+        ),
+    ];
+    for (search, expected, blocks) in cases {
+        assert_eq!(searched(&store, &search), (expected, blocks), "{search:?}");
+    }
+}
+
+fn count(conn: &Connection, table: &str) -> i64 {
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+        row.get(0)
+    })
+    .unwrap()
+}
+
+#[test]
+fn the_sweep_deletes_whole_blocks_with_their_index_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = ten_blocks(&dir);
+    let counts = |store: &Store| {
+        store
+            .inner
+            .readers
+            .with(|conn| Ok((count(conn, "trace_blocks"), count(conn, "trace_index"))))
+            .unwrap()
+    };
+    assert_eq!(counts(&store), (10, 10));
+    // Every block is decades old: a day's retention deletes them all, rows of the index too.
+    store.set_trace_retention(1).unwrap();
+    assert_eq!(counts(&store), (0, 0));
+    assert!(store.trace(&[3; 16]).unwrap().is_empty());
+}
+
+#[test]
+fn every_trace_of_a_large_block_is_found_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    // 157 traces: index rows go in by 64, 16, 4 and 1.
+    let traced: Vec<TracedExchange> = (0..157u8)
+        .map(|n| {
+            let mut traced = request(n, 1_000 * MS + u64::from(n), 200, 1);
+            traced.trace_id[8] = n;
+            traced
+        })
+        .collect();
+    store
+        .span_writer()
+        .append_exchanges(traced.clone())
+        .unwrap();
+    store.flush().unwrap();
+    assert_eq!(store.stats().trace_blocks_written, 1);
+    for traced in &traced {
+        assert_eq!(store.trace(&traced.trace_id).unwrap(), traced.spans());
+    }
+}
