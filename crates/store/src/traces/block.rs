@@ -393,7 +393,7 @@ impl DecodedBlock {
 
 /// A stored entry, decoded.
 pub(crate) enum Decoded {
-    Exchange(TracedExchange),
+    Exchange(Box<TracedExchange>),
     Span(Span),
 }
 
@@ -401,7 +401,7 @@ pub(crate) enum Decoded {
 pub(crate) fn decode_entry(kind: EntryKind, payload: &[u8]) -> Option<Decoded> {
     let decoded = match kind {
         EntryKind::Exchange => TracedExchange::decode(payload)
-            .map(Decoded::Exchange)
+            .map(|traced| Decoded::Exchange(Box::new(traced)))
             .map_err(|e| e.to_string()),
         EntryKind::Span | EntryKind::RootSpan => postcard::from_bytes::<Span>(payload)
             .map(Decoded::Span)

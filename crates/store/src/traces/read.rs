@@ -9,6 +9,7 @@
 //! answers are the same on every run.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use gatehouse_telemetry::spans::{Classification, Span, TracedExchange, attr};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -295,10 +296,10 @@ fn count_spans(
     for summary in summaries {
         let mut spans = 0;
         for id in blocks_of(conn, &summary.trace_id, what)? {
-            if !blocks.contains_key(&id) {
+            if let Entry::Vacant(slot) = blocks.entry(id) {
                 let mut block = DecodedBlock::default();
                 let loaded = load(conn, id, &mut block, what)?;
-                blocks.insert(id, loaded.then_some(block));
+                slot.insert(loaded.then_some(block));
             }
             if let Some(Some(block)) = blocks.get(&id) {
                 spans += block
@@ -363,11 +364,11 @@ pub(crate) fn in_window(
             }
         }
         if found.len() > limit {
-            found.sort_by(|(a, _), (b, _)| a.cmp(b));
+            found.sort_by_key(|&(key, _)| key);
             found.truncate(limit + 1);
         }
     }
-    found.sort_by(|(a, _), (b, _)| a.cmp(b));
+    found.sort_by_key(|&(key, _)| key);
     let capped = found.len() > limit;
     found.truncate(limit);
     Ok((found.into_iter().map(|(_, span)| span).collect(), capped))

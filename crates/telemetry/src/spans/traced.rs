@@ -279,7 +279,7 @@ impl TracedExchange {
             start_unix_nanos: timing
                 .received_at
                 .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| nanos(d)),
+                .map_or(0, nanos),
             request_id: exchange.request_id.clone(),
             method: exchange.method.clone(),
             route: exchange.route.as_ref().map(|route| TracedRoute {
