@@ -130,20 +130,19 @@ const MIGRATIONS: &[&str] = &[
     // their blobs: `start_min` is the earliest entry start, `start_max` the latest start of any
     // span (Unix nanoseconds); `roots` counts the requests a search lists, `root_duration_max`
     // is the longest of them and `root_classes` has bit `1 << class` for each classification
-    // among them (0 ok, 1 error, 2 throttle, 3 fault). `trace_blocks_by_start` covers the
-    // search's and the service graph's block choice; `trace_blocks_by_first` serves the sweep's
-    // search for blocks that straddle the retention cutoff.
+    // among them (0 ok, 1 error, 2 throttle, 3 fault). `keys` holds the sorted keys of its
+    // traces (`traces/index.rs`). `trace_blocks_by_start` covers the search's and the service
+    // graph's block choice; `trace_blocks_by_first` serves the sweep's search for blocks that
+    // straddle the retention cutoff. Ids are AUTOINCREMENT: the trace index names blocks by id,
+    // and an id must never come back.
     //
-    // `trace_index` has one row per trace and block; its rowid `slot` is the trace's key (48
-    // bits of its id) with the block id's low 16 bits (`traces/block.rs`), so the index is one
-    // integer-keyed b-tree: reading a trace is a rowid range, and the sweep finds a block's rows
-    // from the trace ids in its blob, so no second b-tree keyed by block is paid for on every
-    // write.
+    // `trace_key_runs` is the trace index: for the blocks up to `last_block`, the sorted
+    // (key, block) pairs whose key falls in `part`, written by the sweep every five minutes.
     //
     // The spans of migration 5 are dropped, not converted: traces are kept days, not months, and
     // converting them would cost every upgrade a pass over the whole table.
     "CREATE TABLE trace_blocks (
-         id INTEGER PRIMARY KEY,
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
          start_min INTEGER NOT NULL,
          start_max INTEGER NOT NULL,
          entries INTEGER NOT NULL,
@@ -152,15 +151,18 @@ const MIGRATIONS: &[&str] = &[
          root_duration_max INTEGER NOT NULL,
          root_classes INTEGER NOT NULL,
          bytes_raw INTEGER NOT NULL,
+         keys BLOB NOT NULL,
          data BLOB NOT NULL
      );
      CREATE INDEX trace_blocks_by_start
          ON trace_blocks (start_max, start_min, root_duration_max, root_classes);
      CREATE INDEX trace_blocks_by_first ON trace_blocks (start_min);
-     CREATE TABLE trace_index (
-         slot INTEGER PRIMARY KEY,
-         block_id INTEGER NOT NULL
-     );
+     CREATE TABLE trace_key_runs (
+         part INTEGER NOT NULL,
+         last_block INTEGER NOT NULL,
+         keys BLOB NOT NULL,
+         PRIMARY KEY (part, last_block)
+     ) WITHOUT ROWID;
      DROP TABLE spans;",
 ];
 
@@ -277,7 +279,7 @@ mod tests {
             .unwrap();
         assert!(!tables.iter().any(|t| t == "spans"), "{tables:?}");
         assert!(tables.iter().any(|t| t == "trace_blocks"), "{tables:?}");
-        assert!(tables.iter().any(|t| t == "trace_index"), "{tables:?}");
+        assert!(tables.iter().any(|t| t == "trace_key_runs"), "{tables:?}");
     }
 
     #[test]

@@ -3,15 +3,18 @@
 //!
 //! An entry is either a gateway exchange ([`TracedExchange`], whose spans are built when read) or
 //! a span a service sent (postcard [`Span`]). Entry headers come first and hold what a read needs
-//! before it decodes an entry: the trace id (a trace read picks its entries by it), the start,
-//! whether the entry is a request the search lists, and how many spans it yields (a search's span
-//! count). The payloads follow:
+//! before it decodes an entry: the start, whether the entry is a request the search lists, and
+//! how many spans it yields (a search's span count). The payloads follow. The trace id, by which
+//! a trace read picks its entries, is not repeated in the header: both payloads begin with it
+//! (after the record's version byte for an exchange; the first field of a span), so a read takes
+//! it from there without decoding the rest, and the 16 random bytes that LZ4 cannot shrink are
+//! stored once.
 //!
 //! ```text
 //! blob    = format (1 byte = 1) | varint raw_len | lz4 block of raw
 //! raw     = varint count | count × header | payloads (concatenated, in header order)
-//! header  = trace_id (16 bytes) | varint start delta from the previous entry (nanoseconds)
-//!           | kind (1 byte) | varint spans | varint payload length
+//! header  = varint start delta from the previous entry (nanoseconds) | kind (1 byte)
+//!           | varint spans | varint payload length
 //! kind    = 1 a gateway exchange (`TracedExchange::encode_into`: its own version byte, postcard)
 //!         | 2 a span (postcard `Span`) | 3 a span that is a request's root (listed by search)
 //! ```
@@ -23,6 +26,7 @@ use std::ops::Range;
 use gatehouse_telemetry::spans::{Classification, Span, SpanKind, TracedExchange, attr};
 
 use super::class_code;
+use super::index::trace_key;
 
 /// The only block format so far; a new one gets a new first byte.
 const FORMAT_V1: u8 = 1;
@@ -32,8 +36,8 @@ pub(crate) const MAX_BLOCK_ENTRIES: usize = 4096;
 pub(crate) const MAX_BLOCK_RAW_BYTES: usize = 1 << 20;
 /// Decoding refuses blobs that claim more raw bytes than this.
 const MAX_DECODED_BYTES: usize = 64 << 20;
-/// The fewest bytes a header takes: the trace id, the kind and three one-byte varints.
-const HEADER_MIN_BYTES: usize = 20;
+/// The fewest bytes a header takes: the kind and three one-byte varints.
+const HEADER_MIN_BYTES: usize = 4;
 
 /// What an entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +63,16 @@ impl EntryKind {
     /// Whether a trace search lists the entry.
     pub(crate) fn is_root(self) -> bool {
         self != Self::Span
+    }
+
+    /// Where the trace id begins in the payload: after an encoded record's version byte and the
+    /// id's length (16, one byte), at the start of a span (their first fields; `block_tests`
+    /// holds both to it).
+    fn trace_id_at(self) -> usize {
+        match self {
+            Self::Exchange => 2,
+            Self::Span | Self::RootSpan => 0,
+        }
     }
 }
 
@@ -109,40 +123,14 @@ pub(crate) struct BlockSummary {
     pub(crate) root_classes: u8,
 }
 
-/// One encoded block, ready to insert.
+/// One encoded block, ready to insert; its blob is the builder's buffer.
 #[derive(Debug)]
-pub(crate) struct EncodedBlock {
+pub(crate) struct EncodedBlock<'a> {
     pub(crate) summary: BlockSummary,
     /// The index keys of its traces, sorted, without duplicates.
     pub(crate) keys: Vec<i64>,
     pub(crate) bytes_raw: usize,
-    pub(crate) data: Vec<u8>,
-}
-
-/// The index key of a trace: the last 8 bytes of its id (W3C trace ids keep them random; X-Ray's
-/// put the time in the first 4), less their low 16 bits. Several traces may share a key; reads
-/// compare whole ids.
-pub(crate) fn trace_key(trace_id: &[u8; 16]) -> i64 {
-    let mut tail = [0u8; 8];
-    tail.copy_from_slice(&trace_id[8..]);
-    i64::from_be_bytes(tail) & !SLOT_BLOCK_BITS
-}
-
-/// The low bits of an index slot, which hold the block id's.
-const SLOT_BLOCK_BITS: i64 = 0xffff;
-
-/// The `trace_index` row (its rowid) of trace key `key` in block `block_id`: the key with the
-/// block id's low 16 bits. A rowid keeps the index one integer-keyed b-tree, the cheapest insert
-/// SQLite has; two rows collide only for traces whose 48-bit keys are equal and whose blocks
-/// are a multiple of 65,536 apart (18 hours of lingering commits), and the later row is then
-/// not written.
-pub(crate) fn index_slot(key: i64, block_id: i64) -> i64 {
-    key | (block_id & SLOT_BLOCK_BITS)
-}
-
-/// The slots where the rows of a trace key may be, inclusive.
-pub(crate) fn slot_range(key: i64) -> (i64, i64) {
-    (key, key | SLOT_BLOCK_BITS)
+    pub(crate) data: &'a [u8],
 }
 
 /// Builds blocks entry by entry, keeping its buffers between blocks.
@@ -151,12 +139,31 @@ pub(crate) struct BlockBuilder {
     headers: Vec<u8>,
     payloads: Vec<u8>,
     raw: Vec<u8>,
+    /// The blob of the last block; kept, so that sizing it for the compressor zeroes only what
+    /// it has never held.
+    blob: Vec<u8>,
     keys: Vec<i64>,
     summary: BlockSummary,
     previous_start: u64,
 }
 
 impl BlockBuilder {
+    /// Makes room for about `entries` more entries, so encoding rarely grows the buffers.
+    pub(crate) fn reserve(&mut self, entries: usize) {
+        let entries = entries.min(MAX_BLOCK_ENTRIES);
+        self.headers.reserve(entries * 8);
+        self.payloads.reserve(entries * 256);
+        self.keys.reserve(entries);
+    }
+
+    /// Forgets the entries pushed since the last block.
+    pub(crate) fn reset(&mut self) {
+        self.headers.clear();
+        self.payloads.clear();
+        self.keys.clear();
+        self.summary = BlockSummary::default();
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.summary.entries == 0
     }
@@ -174,8 +181,6 @@ impl BlockBuilder {
         let start = entry.start();
         debug_assert!(self.is_empty() || start >= self.previous_start);
         let payload_start = self.payloads.len();
-        // Room for a typical entry, so encoding does not grow the buffer byte by byte.
-        self.payloads.reserve(512);
         let (kind, last_start, root) = match entry {
             Entry::Exchange(traced) => {
                 traced.encode_into(&mut self.payloads)?;
@@ -213,7 +218,6 @@ impl BlockBuilder {
         } else {
             start - self.previous_start
         };
-        self.headers.extend_from_slice(&trace_id);
         put_varint(&mut self.headers, delta);
         self.headers.push(kind as u8);
         put_varint(&mut self.headers, spans as u64);
@@ -238,7 +242,7 @@ impl BlockBuilder {
     }
 
     /// Encodes the entries pushed since the last call and starts a new block.
-    pub(crate) fn finish(&mut self) -> EncodedBlock {
+    pub(crate) fn finish(&mut self) -> EncodedBlock<'_> {
         debug_assert!(!self.is_empty());
         let raw = &mut self.raw;
         raw.clear();
@@ -246,9 +250,10 @@ impl BlockBuilder {
         raw.extend_from_slice(&self.headers);
         raw.extend_from_slice(&self.payloads);
         let bound = lz4_flex::block::get_maximum_output_size(raw.len());
-        let mut data = Vec::with_capacity(16 + bound);
+        let data = &mut self.blob;
+        data.clear();
         data.push(FORMAT_V1);
-        put_varint(&mut data, raw.len() as u64);
+        put_varint(data, raw.len() as u64);
         let header = data.len();
         data.resize(header + bound, 0);
         let written = match lz4_flex::block::compress_into(raw, &mut data[header..]) {
@@ -257,18 +262,18 @@ impl BlockBuilder {
             Err(error) => unreachable!("lz4 output buffer too small: {error}"),
         };
         data.truncate(header + written);
+        let bytes_raw = raw.len();
         let mut keys = std::mem::take(&mut self.keys);
         keys.sort_unstable();
         keys.dedup();
-        let block = EncodedBlock {
-            summary: std::mem::take(&mut self.summary),
-            keys,
-            bytes_raw: raw.len(),
-            data,
-        };
         self.headers.clear();
         self.payloads.clear();
-        block
+        EncodedBlock {
+            summary: std::mem::take(&mut self.summary),
+            keys,
+            bytes_raw,
+            data: &self.blob,
+        }
     }
 }
 
@@ -341,11 +346,6 @@ impl DecodedBlock {
         self.entries.reserve(count);
         let mut start = 0u64;
         for i in 0..count {
-            let trace_id: [u8; 16] = input
-                .get(..16)
-                .and_then(|id| id.try_into().ok())
-                .ok_or(BlockError::Header)?;
-            input = &input[16..];
             let delta = take_varint(&mut input)?;
             start = if i == 0 {
                 delta
@@ -358,7 +358,7 @@ impl DecodedBlock {
             let spans = take_varint(&mut input)?;
             let len = take_len(&mut input)?;
             self.entries.push(EntryHeader {
-                trace_id,
+                trace_id: [0; 16],
                 start,
                 kind,
                 spans,
@@ -372,6 +372,13 @@ impl DecodedBlock {
                 .checked_add(entry.payload.end)
                 .ok_or(BlockError::Entries)?;
             entry.payload = offset..end;
+            let at = offset + entry.kind.trace_id_at();
+            entry.trace_id = self
+                .raw
+                .get(at..at + 16)
+                .filter(|_| at + 16 <= end)
+                .and_then(|id| id.try_into().ok())
+                .ok_or(BlockError::Entries)?;
             offset = end;
         }
         if offset != self.raw.len() {

@@ -89,9 +89,10 @@ fn blocks_round_trip_entries_with_their_headers_and_summary() {
         builder.push(entry).unwrap();
     }
     let block = builder.finish();
+    let (summary, keys, data) = (block.summary, block.keys, block.data.to_vec());
     assert!(builder.is_empty(), "finish starts a new block");
     assert_eq!(
-        block.summary,
+        summary,
         BlockSummary {
             start_min: 1_000 * MS,
             // The second exchange's client span starts 1 ms after it.
@@ -103,16 +104,16 @@ fn blocks_round_trip_entries_with_their_headers_and_summary() {
             root_classes: 0b1011,
         }
     );
-    let mut keys = vec![
+    let mut expected_keys = vec![
         trace_key(&[1; 16]),
         trace_key(&[2; 16]),
         trace_key(&[3; 16]),
     ];
-    keys.sort_unstable();
-    assert_eq!(block.keys, keys, "one key per trace");
+    expected_keys.sort_unstable();
+    assert_eq!(keys, expected_keys, "one key per trace");
 
     let mut decoded = DecodedBlock::default();
-    decoded.decode_from(&block.data).unwrap();
+    decoded.decode_from(&data).unwrap();
     let headers: Vec<(u8, u64, EntryKind, u64)> = decoded
         .entries()
         .iter()
@@ -175,7 +176,7 @@ fn damaged_blobs_are_errors_not_panics() {
     let mut builder = BlockBuilder::default();
     builder.push(Entry::Exchange(&first)).unwrap();
     builder.push(Entry::Span(&second)).unwrap();
-    let good = builder.finish().data;
+    let good = builder.finish().data.to_vec();
     let mut decoded = DecodedBlock::default();
     assert!(matches!(decoded.decode_from(&[]), Err(BlockError::Header)));
     assert!(matches!(
@@ -205,4 +206,25 @@ fn damaged_blobs_are_errors_not_panics() {
     }
     decoded.decode_from(&good).unwrap();
     assert_eq!(decoded.entries().len(), 2);
+}
+
+#[test]
+fn both_payloads_begin_with_the_trace_id_where_the_header_says() {
+    let traced = traced(7, MS, 200);
+    let mut payload = Vec::new();
+    traced.encode_into(&mut payload).unwrap();
+    assert_eq!(
+        payload[EntryKind::Exchange.trace_id_at()..][..16],
+        traced.trace_id
+    );
+    let span = span(8, MS, None);
+    let payload = postcard::to_allocvec(&span).unwrap();
+    assert_eq!(
+        payload[EntryKind::Span.trace_id_at()..][..16],
+        span.trace_id
+    );
+    assert_eq!(
+        EntryKind::RootSpan.trace_id_at(),
+        EntryKind::Span.trace_id_at()
+    );
 }

@@ -1,20 +1,21 @@
 //! The trace store: the gateway's traced requests and the spans services send, in compressed
-//! blocks (migration 6), found by trace id through an index row per trace and block.
+//! blocks (migration 6), found by trace id through the keys each block carries.
 //!
 //! The gateway's own requests are not stored as spans: the recorder hands over
-//! [`TracedExchange`]s (the exchange's span-relevant facts, about 150 bytes encoded), and their
+//! [`TracedExchange`]s (the exchange's span-relevant facts, about 190 bytes encoded), and their
 //! spans are built when they are read. Spans services send to the OTLP receiver are stored as
-//! they came, in the same blocks. Storing a sampled request thus costs an encode, its share of an
-//! LZ4 block and of one block row, and one index row, instead of a row per span with four
-//! indexes (`bench/RESULTS.md`).
+//! they came, in the same blocks. Storing a sampled request thus costs an encode and its share of
+//! an LZ4 block and of one block row, with no SQL row of its own, instead of a row per span with
+//! four indexes (`bench/RESULTS.md`).
 //!
 //! - Blocks (`block.rs`): the entries of one writer commit, sorted by start, in one LZ4 blob
-//!   with a header per entry (trace id, start, kind, span count).
+//!   with a header per entry (start, kind, span count).
+//! - The trace index (`index.rs`): each block's sorted trace keys, folded every five minutes into
+//!   sorted runs.
 //! - Writing (`write.rs`): the trace recorder hands batches to [`SpanWriter::append_exchanges`]
 //!   and the receiver to [`SpanWriter::append`]; neither blocks. Traces take at most
 //!   [`MAX_QUEUED_SPAN_BATCHES`] slots of the writer's queue and [`MAX_QUEUED_SPANS`] spans, so a
-//!   flood of traces drops them (counted), never metrics. Every writer commit writes what is
-//!   pending.
+//!   flood of traces drops them (counted), never metrics. Entries linger up to a second.
 //! - Reading (`read.rs`): [`Store::trace`](crate::Store::trace),
 //!   [`Store::search_traces`](crate::Store::search_traces), and
 //!   [`Store::spans_in_window`](crate::Store::spans_in_window) for the service graph.
@@ -23,6 +24,7 @@
 //!   the writer's sweep deletes what started before the cutoff, whole blocks where it can.
 
 mod block;
+mod index;
 mod read;
 mod write;
 

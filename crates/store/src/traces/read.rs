@@ -1,7 +1,8 @@
 //! Trace queries over the blocks: one trace by id, the search over requests, and a window of
 //! spans for the service graph.
 //!
-//! A trace is found through `trace_index` (its key's blocks) and read from those blocks only.
+//! A trace is found through the trace index (`index.rs`: its key's blocks) and read from those
+//! blocks only.
 //! The search and the window choose blocks by their summary columns from the covering index
 //! `trace_blocks_by_start` without touching a blob, then decode blocks one at a time, newest
 //! first (search) or oldest first (window), and stop as soon as no block left can change the
@@ -14,7 +15,8 @@ use std::collections::hash_map::Entry;
 use gatehouse_telemetry::spans::{Classification, Span, TracedExchange, attr};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::block::{Decoded, DecodedBlock, decode_entry, slot_range, trace_key};
+use super::block::{Decoded, DecodedBlock, decode_entry};
+use super::index;
 use super::{MAX_SEARCH_LIMIT, TraceSearch, TraceSummary, class_code};
 use crate::StoreError;
 
@@ -58,15 +60,7 @@ fn blocks_of(
     trace_id: &[u8; 16],
     what: &'static str,
 ) -> Result<Vec<i64>, StoreError> {
-    let (first, last) = slot_range(trace_key(trace_id));
-    conn.prepare_cached(
-        "SELECT block_id FROM trace_index WHERE slot BETWEEN ?1 AND ?2 ORDER BY block_id",
-    )
-    .map_err(StoreError::query(what))?
-    .query_map(params![first, last], |row| row.get(0))
-    .map_err(StoreError::query(what))?
-    .collect::<Result<_, _>>()
-    .map_err(StoreError::query(what))
+    index::blocks_of(conn, trace_id).map_err(StoreError::query(what))
 }
 
 /// Every stored span of `trace_id`, by start time (parents before children that start with them).

@@ -8,6 +8,7 @@ use gatehouse_telemetry::spans::{
 use rusqlite::Connection;
 
 use super::*;
+use crate::traces::index;
 use crate::{Store, StoreConfig};
 
 const MS: u64 = 1_000_000;
@@ -167,28 +168,65 @@ fn count(conn: &Connection, table: &str) -> i64 {
 }
 
 #[test]
-fn the_sweep_deletes_whole_blocks_with_their_index_rows() {
+fn the_sweep_indexes_new_blocks_and_deletes_whole_blocks_with_their_runs() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = ten_blocks(&dir);
     let counts = |store: &Store| {
         store
             .inner
             .readers
-            .with(|conn| Ok((count(conn, "trace_blocks"), count(conn, "trace_index"))))
+            .with(|conn| Ok((count(conn, "trace_blocks"), count(conn, "trace_key_runs"))))
             .unwrap()
     };
-    assert_eq!(counts(&store), (10, 10));
-    // Every block is decades old: a day's retention deletes them all, rows of the index too.
+    assert_eq!(
+        counts(&store),
+        (10, 0),
+        "no sweep since the blocks were written"
+    );
+    assert_eq!(
+        store.trace(&[3; 16]).unwrap().len(),
+        2,
+        "found by the block's keys"
+    );
+    // A century's retention deletes nothing, and folds the ten blocks' keys into one run.
+    store.set_trace_retention(36_500).unwrap();
+    assert_eq!(counts(&store), (10, index::PARTS as i64));
+    assert_eq!(store.trace(&[3; 16]).unwrap().len(), 2, "found by the run");
+    // Every block is decades old: a day's retention deletes them all, and the run with them.
     store.set_trace_retention(1).unwrap();
     assert_eq!(counts(&store), (0, 0));
     assert!(store.trace(&[3; 16]).unwrap().is_empty());
 }
 
 #[test]
+fn a_trace_is_found_in_indexed_and_recent_blocks_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, t0) = ten_blocks(&dir);
+    store.set_trace_retention(36_500).unwrap();
+    // Trace 3 gets a second entry in a block no run covers yet.
+    let mut retry = request(3, t0 + 20_000 * MS, 200, 1);
+    retry.span_id = [33; 8];
+    store.span_writer().append_exchanges(vec![retry]).unwrap();
+    store.flush().unwrap();
+    let spans = store.trace(&[3; 16]).unwrap();
+    assert_eq!(spans.len(), 4);
+    assert_eq!(spans[2].span_id, [33; 8]);
+    for trace in 0..10 {
+        assert_eq!(
+            store.trace(&[trace; 16]).unwrap().len(),
+            if trace == 3 { 4 } else { 2 }
+        );
+    }
+    // And again once the new block is indexed too.
+    store.set_trace_retention(36_500).unwrap();
+    assert_eq!(store.trace(&[3; 16]).unwrap().len(), 4);
+}
+
+#[test]
 fn every_trace_of_a_large_block_is_found_by_id() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(StoreConfig::new(dir.path())).unwrap();
-    // 157 traces: index rows go in by 64, 16, 4 and 1.
+    // 157 traces in one block, each found by its key.
     let traced: Vec<TracedExchange> = (0..157u8)
         .map(|n| {
             let mut traced = request(n, 1_000 * MS + u64::from(n), 200, 1);

@@ -1,5 +1,5 @@
-//! The writer thread's side of traces: the pending batches, how they become blocks and index
-//! rows, and the retention sweep.
+//! The writer thread's side of traces: the pending batches, how they become blocks, and the
+//! retention sweep, which also keeps the trace index (`index.rs`) up to date.
 //!
 //! Trace entries linger in the writer for up to [`TRACE_LINGER`] (or until [`MAX_PENDING_SPANS`]
 //! accumulate, or a flush asks), across the writer's 100 ms metric batches, like log events. At
@@ -7,19 +7,18 @@
 //! the transaction, block row and WAL pages would cost more than the request's trace; lingering
 //! makes one block of a second's requests, sorted by start and cut at
 //! [`MAX_BLOCK_ENTRIES`](super::block::MAX_BLOCK_ENTRIES) entries or about
-//! [`MAX_BLOCK_RAW_BYTES`](super::block::MAX_BLOCK_RAW_BYTES), with one `trace_index` row per trace and block. A
-//! crash loses up to that second of traces; a clean close or a flush writes them.
+//! [`MAX_BLOCK_RAW_BYTES`](super::block::MAX_BLOCK_RAW_BYTES). A crash loses up to that second of
+//! traces; a clean close or a flush writes them.
 
-use std::sync::LazyLock;
+use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use gatehouse_telemetry::spans::{Span, TracedExchange};
 use rusqlite::{Transaction, params};
 
-use super::block::{
-    BlockBuilder, DecodedBlock, EncodedBlock, Entry, decode_entry, index_slot, trace_key,
-};
+use super::block::{BlockBuilder, DecodedBlock, EncodedBlock, Entry, decode_entry};
+use super::index::{self, keys_blob};
 use crate::StoreError;
 use crate::writer::Counters;
 
@@ -95,9 +94,8 @@ impl PendingTraces {
     /// Writes the pending entries in `tx`, sorted by start (stable, so entries of one nanosecond
     /// keep their arrival order) and cut into blocks.
     pub(crate) fn write(self, tx: &Transaction<'_>) -> rusqlite::Result<TracesWritten> {
-        let mut written = TracesWritten::default();
         if self.batches.is_empty() {
-            return Ok(written);
+            return Ok(TracesWritten::default());
         }
         let mut order: Vec<(u64, Entry<'_>)> = Vec::new();
         for batch in &self.batches {
@@ -115,24 +113,44 @@ impl PendingTraces {
             }
         }
         order.sort_by_key(|&(start, _)| start);
-        let mut builder = BlockBuilder::default();
-        for (_, entry) in order {
-            if builder.push(entry).is_err() {
-                tracing::warn!("a trace entry could not be encoded and was dropped");
-                written.skipped += entry.spans() as u64;
-                continue;
-            }
-            if builder.is_full() {
-                written.spans += insert_block(tx, &builder.finish())?;
-                written.blocks += 1;
-            }
+        BUILDER.with_borrow_mut(|builder| {
+            builder.reserve(order.len());
+            write_blocks(tx, builder, order)
+        })
+    }
+}
+
+thread_local! {
+    /// The writer thread's block builder: its buffers (a block's worth) are allocated, and the
+    /// compressor's output zeroed, once rather than at every commit.
+    static BUILDER: RefCell<BlockBuilder> = RefCell::default();
+}
+
+/// Cuts `order`, sorted by start, into blocks and inserts them.
+fn write_blocks(
+    tx: &Transaction<'_>,
+    builder: &mut BlockBuilder,
+    order: Vec<(u64, Entry<'_>)>,
+) -> rusqlite::Result<TracesWritten> {
+    // A failed transaction may have left entries of its last block.
+    builder.reset();
+    let mut written = TracesWritten::default();
+    for (_, entry) in order {
+        if builder.push(entry).is_err() {
+            tracing::warn!("a trace entry could not be encoded and was dropped");
+            written.skipped += entry.spans() as u64;
+            continue;
         }
-        if !builder.is_empty() {
+        if builder.is_full() {
             written.spans += insert_block(tx, &builder.finish())?;
             written.blocks += 1;
         }
-        Ok(written)
     }
+    if !builder.is_empty() {
+        written.spans += insert_block(tx, &builder.finish())?;
+        written.blocks += 1;
+    }
+    Ok(written)
 }
 
 impl TracesWritten {
@@ -150,13 +168,13 @@ impl TracesWritten {
     }
 }
 
-/// Inserts a block and its index rows; returns the spans it holds.
+/// Inserts a block with its trace keys; returns the spans it holds.
 fn insert_block(tx: &Transaction<'_>, block: &EncodedBlock) -> rusqlite::Result<u64> {
     let s = &block.summary;
     tx.prepare_cached(
         "INSERT INTO trace_blocks (start_min, start_max, entries, spans, roots, root_duration_max,
-                                   root_classes, bytes_raw, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                   root_classes, bytes_raw, keys, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         nanos(s.start_min),
@@ -167,106 +185,40 @@ fn insert_block(tx: &Transaction<'_>, block: &EncodedBlock) -> rusqlite::Result<
         nanos(s.root_duration_max),
         s.root_classes,
         block.bytes_raw as i64,
+        keys_blob(&block.keys),
         block.data,
     ])?;
-    insert_keys(tx, tx.last_insert_rowid(), &block.keys)?;
     Ok(s.spans)
-}
-
-/// How many index rows one insert statement takes: a statement per row cost more than the row
-/// itself, and a few fixed sizes keep the statements in the connection's cache.
-const KEYS_PER_INSERT: [usize; 4] = [64, 16, 4, 1];
-
-fn insert_keys(tx: &Transaction<'_>, block_id: i64, keys: &[i64]) -> rusqlite::Result<()> {
-    static SQL: LazyLock<[String; 4]> = LazyLock::new(|| KEYS_PER_INSERT.map(insert_keys_sql));
-    let mut rest = keys;
-    for (rows, sql) in KEYS_PER_INSERT.into_iter().zip(SQL.iter()) {
-        if rest.len() < rows {
-            continue;
-        }
-        let mut insert = tx.prepare_cached(sql)?;
-        while rest.len() >= rows {
-            let (chunk, tail) = rest.split_at(rows);
-            for (n, &key) in chunk.iter().enumerate() {
-                insert.raw_bind_parameter(n + 1, index_slot(key, block_id))?;
-            }
-            insert.raw_bind_parameter(rows + 1, block_id)?;
-            insert.raw_execute()?;
-            rest = tail;
-        }
-    }
-    Ok(())
-}
-
-/// `INSERT OR IGNORE INTO trace_index (slot, block_id) VALUES (?1, ?N), (?2, ?N), …` for
-/// `rows` rows, `?N` being the block id.
-fn insert_keys_sql(rows: usize) -> String {
-    let block = rows + 1;
-    let values: Vec<String> = (1..=rows).map(|n| format!("(?{n}, ?{block})")).collect();
-    format!(
-        "INSERT OR IGNORE INTO trace_index (slot, block_id) VALUES {}",
-        values.join(", ")
-    )
-}
-
-/// Deletes the index rows of the traces in `block` (decoded from block `block_id`).
-fn delete_keys(tx: &Transaction<'_>, block_id: i64, block: &DecodedBlock) -> rusqlite::Result<()> {
-    let mut keys: Vec<i64> = block
-        .entries()
-        .iter()
-        .map(|e| trace_key(&e.trace_id))
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let mut delete =
-        tx.prepare_cached("DELETE FROM trace_index WHERE slot = ?1 AND block_id = ?2")?;
-    for key in keys {
-        delete.execute(params![index_slot(key, block_id), block_id])?;
-    }
-    Ok(())
 }
 
 fn nanos(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Deletes the entries (traced exchanges, spans) that started more than `days` before `now_ns`.
-/// Returns the entries deleted.
+/// Deletes the entries (traced exchanges, spans) that started more than `days` before `now_ns`,
+/// then brings the trace index up to date (`index.rs`). Returns the entries deleted.
 ///
 /// Whole blocks go when every span in them started before the cutoff; a block that straddles it
 /// (normally the one written around the cutoff instant, or one holding a long WebSocket
-/// connection beside short requests) is rewritten without its expired entries. The index rows
-/// of a block are found from its entries' trace ids, so a block is decoded before it goes: the
-/// index then needs one b-tree, keyed by trace, rather than a second one by block for the sweep.
+/// connection beside short requests) is rewritten without its expired entries.
 pub(crate) fn sweep(tx: &Transaction<'_>, days: u32, now_ns: i64) -> rusqlite::Result<usize> {
     let cutoff = now_ns.saturating_sub(i64::from(days).saturating_mul(DAY_NANOS));
-    let expired: Vec<(i64, i64, Vec<u8>)> = tx
-        .prepare_cached("SELECT id, entries, data FROM trace_blocks WHERE start_max < ?1")?
-        .query_map(params![cutoff], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-        })?
-        .collect::<Result<_, _>>()?;
-    let mut decoded = DecodedBlock::default();
-    let mut deleted = 0;
-    for (id, entries, data) in expired {
-        match decoded.decode_from(&data) {
-            Ok(()) => delete_keys(tx, id, &decoded)?,
-            // Its index rows stay, pointing nowhere; reads skip them.
-            Err(error) => {
-                tracing::warn!(%error, block = id, "an unreadable trace block was deleted")
-            }
-        }
-        tx.prepare_cached("DELETE FROM trace_blocks WHERE id = ?1")?
-            .execute(params![id])?;
-        deleted += usize::try_from(entries).unwrap_or(0);
-    }
+    let expired: i64 = tx
+        .prepare_cached("SELECT coalesce(sum(entries), 0) FROM trace_blocks WHERE start_max < ?1")?
+        .query_row(params![cutoff], |row| row.get(0))?;
+    tx.prepare_cached("DELETE FROM trace_blocks WHERE start_max < ?1")?
+        .execute(params![cutoff])?;
     let straddling: Vec<(i64, Vec<u8>)> = tx
         .prepare_cached("SELECT id, data FROM trace_blocks WHERE start_min < ?1")?
         .query_map(params![cutoff], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<_, _>>()?;
+    let mut deleted = usize::try_from(expired).unwrap_or(0);
+    let mut decoded = DecodedBlock::default();
     for (id, data) in straddling {
         deleted += rewrite_without_expired(tx, id, &data, cutoff, &mut decoded)?;
     }
+    index::sweep_runs(tx)?;
+    index::compact(tx)?;
     Ok(deleted)
 }
 
@@ -281,16 +233,13 @@ fn rewrite_without_expired(
 ) -> rusqlite::Result<usize> {
     let cutoff = u64::try_from(cutoff).unwrap_or(0);
     let kept: Vec<_> = match decoded.decode_from(data) {
-        Ok(()) => {
-            delete_keys(tx, id, decoded)?;
-            decoded
-                .entries()
-                .iter()
-                .enumerate()
-                .filter(|(_, entry)| entry.start >= cutoff)
-                .filter_map(|(i, entry)| decode_entry(entry.kind, decoded.payload(i)))
-                .collect()
-        }
+        Ok(()) => decoded
+            .entries()
+            .iter()
+            .enumerate()
+            .filter(|(_, entry)| entry.start >= cutoff)
+            .filter_map(|(i, entry)| decode_entry(entry.kind, decoded.payload(i)))
+            .collect(),
         Err(error) => {
             tracing::warn!(%error, block = id, "an unreadable trace block was deleted");
             Vec::new()
@@ -311,7 +260,8 @@ fn rewrite_without_expired(
     let s = &block.summary;
     tx.prepare_cached(
         "UPDATE trace_blocks SET start_min = ?2, start_max = ?3, entries = ?4, spans = ?5,
-                roots = ?6, root_duration_max = ?7, root_classes = ?8, bytes_raw = ?9, data = ?10
+                roots = ?6, root_duration_max = ?7, root_classes = ?8, bytes_raw = ?9, keys = ?10,
+                data = ?11
          WHERE id = ?1",
     )?
     .execute(params![
@@ -324,9 +274,9 @@ fn rewrite_without_expired(
         nanos(s.root_duration_max),
         s.root_classes,
         block.bytes_raw as i64,
+        keys_blob(&block.keys),
         block.data,
     ])?;
-    insert_keys(tx, id, &block.keys)?;
     Ok(dropped)
 }
 

@@ -36,10 +36,14 @@ const FORMAT_V1: u8 = 1;
 /// `start_unix_nanos`, the wall-clock arrival of the request head, as on [`crate::Timing`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TracedExchange {
+    // Ids are byte strings in the encoding: one copy each rather than a call per byte.
+    #[serde(with = "id_bytes")]
     pub trace_id: [u8; 16],
     /// The gateway's server span.
+    #[serde(with = "id_bytes")]
     pub span_id: [u8; 8],
     /// The caller's span, when the request continued a trace that named one.
+    #[serde(with = "id_bytes::option")]
     pub parent_id: Option<[u8; 8]>,
     pub start_unix_nanos: u64,
     pub request_id: RequestId,
@@ -495,6 +499,58 @@ impl postcard::ser_flavors::Flavor for AppendTo<'_> {
 
     fn finalize(self) -> postcard::Result<()> {
         Ok(())
+    }
+}
+
+/// A fixed-size id as a byte string.
+mod id_bytes {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    struct Bytes<'a>(&'a [u8]);
+
+    impl Serialize for Bytes<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.serialize_bytes(self.0)
+        }
+    }
+
+    fn fixed<const N: usize, E: Error>(bytes: &[u8]) -> Result<[u8; N], E> {
+        bytes
+            .try_into()
+            .map_err(|_| E::invalid_length(bytes.len(), &"an id of its fixed size"))
+    }
+
+    pub(super) fn serialize<S: Serializer, const N: usize>(
+        id: &[u8; N],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        Bytes(id).serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        deserializer: D,
+    ) -> Result<[u8; N], D::Error> {
+        fixed(<&[u8]>::deserialize(deserializer)?)
+    }
+
+    pub(super) mod option {
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        pub(in super::super) fn serialize<S: Serializer, const N: usize>(
+            id: &Option<[u8; N]>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            id.as_ref().map(|id| super::Bytes(id)).serialize(serializer)
+        }
+
+        pub(in super::super) fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+            deserializer: D,
+        ) -> Result<Option<[u8; N]>, D::Error> {
+            Option::<&[u8]>::deserialize(deserializer)?
+                .map(super::fixed)
+                .transpose()
+        }
     }
 }
 
