@@ -136,8 +136,10 @@ const MIGRATIONS: &[&str] = &[
     // straddle the retention cutoff. Ids are AUTOINCREMENT: the trace index names blocks by id,
     // and an id must never come back.
     //
-    // `trace_key_runs` is the trace index: for the blocks up to `last_block`, the sorted
-    // (key, block) pairs whose key falls in `part`, written by the sweep every five minutes.
+    // `trace_runs` and `trace_run_parts` are the trace index (`traces/index.rs`): a run covers
+    // the blocks `first_block..=last_block`; its sorted (key, block) pairs are cut by the key's
+    // top bits into `parts` rows of `trace_run_parts`. The sweep writes a run every five minutes
+    // (`level` 0) and merges them into an hour's (1) and a day's (2).
     //
     // The spans of migration 5 are dropped, not converted: traces are kept days, not months, and
     // converting them would cost every upgrade a pass over the whole table.
@@ -157,11 +159,18 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX trace_blocks_by_start
          ON trace_blocks (start_max, start_min, root_duration_max, root_classes);
      CREATE INDEX trace_blocks_by_first ON trace_blocks (start_min);
-     CREATE TABLE trace_key_runs (
-         part INTEGER NOT NULL,
+     CREATE TABLE trace_runs (
+         id INTEGER PRIMARY KEY,
+         level INTEGER NOT NULL,
+         first_block INTEGER NOT NULL,
          last_block INTEGER NOT NULL,
-         keys BLOB NOT NULL,
-         PRIMARY KEY (part, last_block)
+         parts INTEGER NOT NULL
+     );
+     CREATE TABLE trace_run_parts (
+         run INTEGER NOT NULL,
+         part INTEGER NOT NULL,
+         pairs BLOB NOT NULL,
+         PRIMARY KEY (run, part)
      ) WITHOUT ROWID;
      DROP TABLE spans;",
 ];
@@ -279,7 +288,7 @@ mod tests {
             .unwrap();
         assert!(!tables.iter().any(|t| t == "spans"), "{tables:?}");
         assert!(tables.iter().any(|t| t == "trace_blocks"), "{tables:?}");
-        assert!(tables.iter().any(|t| t == "trace_key_runs"), "{tables:?}");
+        assert!(tables.iter().any(|t| t == "trace_runs"), "{tables:?}");
     }
 
     #[test]

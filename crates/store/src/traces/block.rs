@@ -128,7 +128,7 @@ pub(crate) struct BlockSummary {
 pub(crate) struct EncodedBlock<'a> {
     pub(crate) summary: BlockSummary,
     /// The index keys of its traces, sorted, without duplicates.
-    pub(crate) keys: Vec<i64>,
+    pub(crate) keys: Vec<u64>,
     pub(crate) bytes_raw: usize,
     pub(crate) data: &'a [u8],
 }
@@ -142,7 +142,7 @@ pub(crate) struct BlockBuilder {
     /// The blob of the last block; kept, so that sizing it for the compressor zeroes only what
     /// it has never held.
     blob: Vec<u8>,
-    keys: Vec<i64>,
+    keys: Vec<u64>,
     summary: BlockSummary,
     previous_start: u64,
 }

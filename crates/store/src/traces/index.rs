@@ -3,63 +3,77 @@
 //! An SQLite row per trace cost the writer about 3,700 instructions per sampled request, most of
 //! it in placing each row at a random spot of a b-tree. Instead each block row carries the sorted
 //! keys of its traces (`trace_blocks.keys`, 8 bytes a trace), and the writer's sweep, every five
-//! minutes, folds the keys of the blocks written since its last pass into one *run*: the
-//! `(key, block)` pairs of those blocks, sorted, cut into [`PARTS`] rows by the key's top bits
-//! (`trace_key_runs`). Finding a trace reads its part of every run (one row per five minutes
-//! kept, a binary search each) and the key lists of the blocks no run covers yet (at most five
-//! minutes of blocks). Sorting a run's keys costs the writer a few hundred instructions per
-//! trace, once.
+//! minutes, folds the keys of the blocks written since its last pass into a *run*: their
+//! `(key, block)` pairs, sorted, cut into parts of about [`PAIRS_PER_PART`] pairs by the key's
+//! top bits (`trace_runs`, `trace_run_parts`). Runs are merged as they accumulate, like an LSM
+//! tree's levels: twelve five-minute runs into an hour's, twenty-four of those into a day's, so a
+//! week of traces is at most about 42 runs. Finding a trace reads one part of each run (a few KB,
+//! a binary search) and the key lists of the blocks no run covers yet (at most five minutes of
+//! blocks). Sorting and merging cost the writer a few hundred instructions per trace.
 //!
 //! Keys are the last 8 bytes of the trace id (W3C trace ids keep them random; X-Ray's put the
-//! time in the first 4). Traces may share a key; reads compare whole ids. A run can name blocks
-//! that were since deleted or rewritten without the trace; reads skip them, and the sweep deletes
-//! a run once every block it names is gone.
+//! time in the first 4), ordered as unsigned numbers. Traces may share a key; reads compare whole
+//! ids. A run can name blocks that were since deleted or rewritten without the trace; reads skip
+//! them, merges drop the pairs of deleted blocks, and the sweep deletes a run once every block it
+//! names is gone.
 
 use rusqlite::{Connection, Transaction, params};
 
-/// How many rows a run is cut into, by the top bits of the key.
-pub(crate) const PARTS: u64 = 64;
-/// The bytes of one `(key, block)` pair in a run.
+/// About how many pairs a run's part holds: the size of one lookup's read per run.
+pub(crate) const PAIRS_PER_PART: usize = 256;
+/// How many runs of a level are merged into one of the next: five minutes → an hour → a day.
+const FANOUT: [usize; 2] = [12, 24];
+/// The bytes of one `(key, block)` pair in a part.
 const PAIR_BYTES: usize = 16;
 
 /// The index key of a trace.
-pub(crate) fn trace_key(trace_id: &[u8; 16]) -> i64 {
+pub(crate) fn trace_key(trace_id: &[u8; 16]) -> u64 {
     let mut tail = [0u8; 8];
     tail.copy_from_slice(&trace_id[8..]);
-    i64::from_be_bytes(tail)
+    u64::from_be_bytes(tail)
 }
 
-fn part_of(key: i64) -> i64 {
-    ((key as u64) >> (64 - PARTS.trailing_zeros())) as i64
+/// The part of a run of `parts` parts (a power of two) that holds `key`.
+fn part_of(key: u64, parts: u64) -> u64 {
+    debug_assert!(parts.is_power_of_two());
+    match parts.trailing_zeros() {
+        0 => 0,
+        bits => key >> (64 - bits),
+    }
+}
+
+/// How many parts a run of `pairs` pairs is cut into.
+fn parts_for(pairs: usize) -> u64 {
+    (pairs.div_ceil(PAIRS_PER_PART).max(1) as u64)
+        .next_power_of_two()
+        .min(1 << 16)
 }
 
 /// A block's sorted, distinct keys as its `keys` column: 8 bytes each, big-endian.
-pub(crate) fn keys_blob(keys: &[i64]) -> Vec<u8> {
+pub(crate) fn keys_blob(keys: &[u64]) -> Vec<u8> {
     debug_assert!(keys.is_sorted());
     keys.iter().flat_map(|key| key.to_be_bytes()).collect()
 }
 
-fn key_at(blob: &[u8], i: usize, width: usize) -> i64 {
+fn u64_at(blob: &[u8], at: usize) -> u64 {
     let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&blob[i * width..i * width + 8]);
-    i64::from_be_bytes(bytes)
+    bytes.copy_from_slice(&blob[at..at + 8]);
+    u64::from_be_bytes(bytes)
 }
 
 /// Whether a block's `keys` column holds `key` (a binary search).
-fn block_has(blob: &[u8], key: i64) -> bool {
+fn block_has(blob: &[u8], key: u64) -> bool {
     let n = blob.len() / 8;
-    let first = partition_point(n, |i| key_at(blob, i, 8) < key);
-    first < n && key_at(blob, first, 8) == key
+    let first = partition_point(n, |i| u64_at(blob, i * 8) < key);
+    first < n && u64_at(blob, first * 8) == key
 }
 
-/// The blocks a run's part names for `key`.
-fn run_blocks(blob: &[u8], key: i64, out: &mut Vec<i64>) {
+/// Adds the blocks a run's part names for `key` to `out`.
+fn part_blocks(blob: &[u8], key: u64, out: &mut Vec<i64>) {
     let n = blob.len() / PAIR_BYTES;
-    let mut i = partition_point(n, |i| key_at(blob, i, PAIR_BYTES) < key);
-    while i < n && key_at(blob, i, PAIR_BYTES) == key {
-        let mut block = [0u8; 8];
-        block.copy_from_slice(&blob[i * PAIR_BYTES + 8..(i + 1) * PAIR_BYTES]);
-        out.push(i64::from_be_bytes(block));
+    let mut i = partition_point(n, |i| u64_at(blob, i * PAIR_BYTES) < key);
+    while i < n && u64_at(blob, i * PAIR_BYTES) == key {
+        out.push(u64_at(blob, i * PAIR_BYTES + 8) as i64);
         i += 1;
     }
 }
@@ -79,8 +93,8 @@ fn partition_point(n: usize, before: impl Fn(usize) -> bool) -> usize {
 }
 
 /// The last block a run covers; blocks after it are found by their own key lists.
-fn compacted_through(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT coalesce(max(last_block), 0) FROM trace_key_runs WHERE part = 0")?
+fn indexed_through(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT coalesce(max(last_block), 0) FROM trace_runs")?
         .query_row([], |row| row.get(0))
 }
 
@@ -88,12 +102,19 @@ fn compacted_through(conn: &Connection) -> rusqlite::Result<i64> {
 pub(crate) fn blocks_of(conn: &Connection, trace_id: &[u8; 16]) -> rusqlite::Result<Vec<i64>> {
     let key = trace_key(trace_id);
     let mut blocks = Vec::new();
-    let mut runs = conn.prepare_cached("SELECT keys FROM trace_key_runs WHERE part = ?1")?;
-    let mut rows = runs.query(params![part_of(key)])?;
-    while let Some(row) = rows.next()? {
-        run_blocks(row.get_ref(0)?.as_blob()?, key, &mut blocks);
+    let runs: Vec<(i64, u64)> = conn
+        .prepare_cached("SELECT id, parts FROM trace_runs")?
+        .query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?
+        .collect::<Result<_, _>>()?;
+    let mut part =
+        conn.prepare_cached("SELECT pairs FROM trace_run_parts WHERE run = ?1 AND part = ?2")?;
+    for (run, parts) in runs {
+        let mut rows = part.query(params![run, part_of(key, parts) as i64])?;
+        if let Some(row) = rows.next()? {
+            part_blocks(row.get_ref(0)?.as_blob()?, key, &mut blocks);
+        }
     }
-    let through = compacted_through(conn)?;
+    let through = indexed_through(conn)?;
     let mut recent = conn.prepare_cached("SELECT id, keys FROM trace_blocks WHERE id > ?1")?;
     let mut rows = recent.query(params![through])?;
     while let Some(row) = rows.next()? {
@@ -106,10 +127,11 @@ pub(crate) fn blocks_of(conn: &Connection, trace_id: &[u8; 16]) -> rusqlite::Res
     Ok(blocks)
 }
 
-/// Folds the keys of the blocks no run covers yet into a new run. Returns the traces indexed.
+/// Folds the keys of the blocks no run covers yet into a new run, then merges runs that have
+/// accumulated. Returns the pairs written.
 pub(crate) fn compact(tx: &Transaction<'_>) -> rusqlite::Result<usize> {
-    let through = compacted_through(tx)?;
-    let mut pairs: Vec<(i64, i64)> = Vec::new();
+    let through = indexed_through(tx)?;
+    let mut pairs: Vec<(u64, u64)> = Vec::new();
     let mut last_block = through;
     {
         let mut recent =
@@ -118,45 +140,117 @@ pub(crate) fn compact(tx: &Transaction<'_>) -> rusqlite::Result<usize> {
         while let Some(row) = rows.next()? {
             let block: i64 = row.get(0)?;
             let blob = row.get_ref(1)?.as_blob()?;
-            pairs.extend((0..blob.len() / 8).map(|i| (key_at(blob, i, 8), block)));
+            pairs.extend((0..blob.len() / 8).map(|i| (u64_at(blob, i * 8), block as u64)));
             last_block = block;
         }
     }
     if last_block == through {
         return Ok(0);
     }
-    pairs.sort_unstable_by_key(|&(key, block)| (key as u64, block));
-    let mut insert = tx.prepare_cached(
-        "INSERT OR REPLACE INTO trace_key_runs (part, last_block, keys) VALUES (?1, ?2, ?3)",
-    )?;
+    let mut written = pairs.len();
+    write_run(tx, 0, through + 1, last_block, pairs)?;
+    for (level, fanout) in FANOUT.into_iter().enumerate() {
+        written += merge(tx, level as i64, fanout)?;
+    }
+    Ok(written)
+}
+
+/// Writes a run of `level` covering blocks `first..=last`.
+fn write_run(
+    tx: &Transaction<'_>,
+    level: i64,
+    first: i64,
+    last: i64,
+    mut pairs: Vec<(u64, u64)>,
+) -> rusqlite::Result<()> {
+    pairs.sort_unstable();
+    let parts = parts_for(pairs.len());
+    tx.prepare_cached(
+        "INSERT INTO trace_runs (level, first_block, last_block, parts) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![level, first, last, parts as i64])?;
+    let run = tx.last_insert_rowid();
+    let mut insert =
+        tx.prepare_cached("INSERT INTO trace_run_parts (run, part, pairs) VALUES (?1, ?2, ?3)")?;
     let mut rest = &pairs[..];
-    // Every part gets a row, empty or not, so that part 0 tells how far runs reach.
-    for part in 0..PARTS as i64 {
-        let len = rest.partition_point(|&(key, _)| part_of(key) == part);
+    while let Some(&(key, _)) = rest.first() {
+        let part = part_of(key, parts);
+        let len = rest.partition_point(|&(key, _)| part_of(key, parts) == part);
         let (this, tail) = rest.split_at(len);
         let blob: Vec<u8> = this
             .iter()
             .flat_map(|(key, block)| key.to_be_bytes().into_iter().chain(block.to_be_bytes()))
             .collect();
-        insert.execute(params![part, last_block, blob])?;
+        insert.execute(params![run, part as i64, blob])?;
         rest = tail;
     }
-    debug_assert!(rest.is_empty());
-    Ok(pairs.len())
+    Ok(())
 }
 
-/// Deletes the runs whose blocks are all gone.
+/// Merges the oldest `fanout` runs of `level` into one of the next level when there are that
+/// many, leaving out the pairs of blocks that are gone. Returns the pairs written.
+fn merge(tx: &Transaction<'_>, level: i64, fanout: usize) -> rusqlite::Result<usize> {
+    let runs: Vec<(i64, i64, i64)> = tx
+        .prepare_cached(
+            "SELECT id, first_block, last_block FROM trace_runs WHERE level = ?1 ORDER BY id
+             LIMIT ?2",
+        )?
+        .query_map(params![level, fanout as i64], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    if runs.len() < fanout {
+        return Ok(0);
+    }
+    let oldest_block: i64 = tx
+        .prepare_cached("SELECT coalesce(min(id), 0) FROM trace_blocks")?
+        .query_row([], |row| row.get(0))?;
+    let mut pairs: Vec<(u64, u64)> = Vec::new();
+    for &(run, _, _) in &runs {
+        let mut parts = tx.prepare_cached("SELECT pairs FROM trace_run_parts WHERE run = ?1")?;
+        let mut rows = parts.query(params![run])?;
+        while let Some(row) = rows.next()? {
+            let blob = row.get_ref(0)?.as_blob()?;
+            pairs.extend(
+                (0..blob.len() / PAIR_BYTES)
+                    .map(|i| {
+                        (
+                            u64_at(blob, i * PAIR_BYTES),
+                            u64_at(blob, i * PAIR_BYTES + 8),
+                        )
+                    })
+                    .filter(|&(_, block)| block as i64 >= oldest_block),
+            );
+        }
+        delete_run(tx, run)?;
+    }
+    let (first, last) = (runs[0].1, runs[runs.len() - 1].2);
+    let written = pairs.len();
+    write_run(tx, level + 1, first, last, pairs)?;
+    Ok(written)
+}
+
+fn delete_run(tx: &Transaction<'_>, run: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM trace_run_parts WHERE run = ?1")?
+        .execute(params![run])?;
+    tx.prepare_cached("DELETE FROM trace_runs WHERE id = ?1")?
+        .execute(params![run])?;
+    Ok(())
+}
+
+/// Deletes the runs whose blocks are all gone. Returns the runs deleted.
 pub(crate) fn sweep_runs(tx: &Transaction<'_>) -> rusqlite::Result<usize> {
     let oldest: Option<i64> = tx
         .prepare_cached("SELECT min(id) FROM trace_blocks")?
         .query_row([], |row| row.get(0))?;
-    let mut delete =
-        tx.prepare_cached("DELETE FROM trace_key_runs WHERE part = ?1 AND last_block < ?2")?;
-    let mut deleted = 0;
-    for part in 0..PARTS as i64 {
-        deleted += delete.execute(params![part, oldest.unwrap_or(i64::MAX)])?;
+    let gone: Vec<i64> = tx
+        .prepare_cached("SELECT id FROM trace_runs WHERE last_block < ?1")?
+        .query_map(params![oldest.unwrap_or(i64::MAX)], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for &run in &gone {
+        delete_run(tx, run)?;
     }
-    Ok(deleted)
+    Ok(gone.len())
 }
 
 #[cfg(test)]
@@ -164,33 +258,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parts_follow_the_keys_order() {
-        let keys = [i64::MIN, -1, 0, 1, i64::MAX];
-        let parts: Vec<i64> = keys.iter().map(|&k| part_of(k)).collect();
-        // Unsigned order: 0, 1 and MAX before MIN and -1.
-        assert_eq!(parts, [32, 63, 0, 0, 31]);
-        let mut sorted = keys.to_vec();
-        sorted.sort_unstable_by_key(|&k| k as u64);
-        assert!(sorted.windows(2).all(|w| part_of(w[0]) <= part_of(w[1])));
+    fn parts_follow_the_keys_order_and_grow_with_the_run() {
+        let keys = [0, 1, u64::MAX / 2, u64::MAX / 2 + 1, u64::MAX];
+        assert_eq!(keys.map(|k| part_of(k, 64)), [0, 0, 31, 32, 63]);
+        assert_eq!(keys.map(|k| part_of(k, 1)), [0; 5]);
+        assert_eq!([0, 1, 256, 257, 10_000].map(parts_for), [1, 1, 1, 2, 64]);
+        assert_eq!(parts_for(usize::MAX / 2), 1 << 16);
     }
 
     #[test]
     fn lookups_find_every_block_of_a_key_and_no_other() {
-        let pairs: Vec<(i64, i64)> = vec![(-5, 1), (3, 2), (3, 7), (9, 4)];
+        let pairs: Vec<(u64, u64)> = vec![(3, 2), (3, 7), (9, 4), (u64::MAX - 5, 1)];
         let blob: Vec<u8> = pairs
             .iter()
             .flat_map(|(k, b)| k.to_be_bytes().into_iter().chain(b.to_be_bytes()))
             .collect();
         let found = |key| {
             let mut out = Vec::new();
-            run_blocks(&blob, key, &mut out);
+            part_blocks(&blob, key, &mut out);
             out
         };
         assert_eq!(found(3), [2, 7]);
-        assert_eq!(found(-5), [1]);
+        assert_eq!(found(u64::MAX - 5), [1]);
         assert!(found(4).is_empty());
-        let keys = keys_blob(&[-5, 3, 9]);
-        assert!(block_has(&keys, 9) && block_has(&keys, -5));
+        let keys = keys_blob(&[3, 9, u64::MAX - 5]);
+        assert!(block_has(&keys, 9) && block_has(&keys, u64::MAX - 5));
         assert!(!block_has(&keys, 4) && !block_has(&keys, 10));
     }
 }

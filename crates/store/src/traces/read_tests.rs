@@ -8,7 +8,6 @@ use gatehouse_telemetry::spans::{
 use rusqlite::Connection;
 
 use super::*;
-use crate::traces::index;
 use crate::{Store, StoreConfig};
 
 const MS: u64 = 1_000_000;
@@ -175,7 +174,7 @@ fn the_sweep_indexes_new_blocks_and_deletes_whole_blocks_with_their_runs() {
         store
             .inner
             .readers
-            .with(|conn| Ok((count(conn, "trace_blocks"), count(conn, "trace_key_runs"))))
+            .with(|conn| Ok((count(conn, "trace_blocks"), count(conn, "trace_runs"))))
             .unwrap()
     };
     assert_eq!(
@@ -190,12 +189,55 @@ fn the_sweep_indexes_new_blocks_and_deletes_whole_blocks_with_their_runs() {
     );
     // A century's retention deletes nothing, and folds the ten blocks' keys into one run.
     store.set_trace_retention(36_500).unwrap();
-    assert_eq!(counts(&store), (10, index::PARTS as i64));
+    assert_eq!(counts(&store), (10, 1));
     assert_eq!(store.trace(&[3; 16]).unwrap().len(), 2, "found by the run");
     // Every block is decades old: a day's retention deletes them all, and the run with them.
     store.set_trace_retention(1).unwrap();
     assert_eq!(counts(&store), (0, 0));
+    assert_eq!(count_parts(&store), 0);
     assert!(store.trace(&[3; 16]).unwrap().is_empty());
+}
+
+fn count_parts(store: &Store) -> i64 {
+    store
+        .inner
+        .readers
+        .with(|conn| Ok(count(conn, "trace_run_parts")))
+        .unwrap()
+}
+
+#[test]
+fn runs_merge_as_they_accumulate_and_still_find_every_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let t0 = 1_000_000 * 1000 * MS;
+    let levels = |store: &Store| -> Vec<i64> {
+        store
+            .inner
+            .readers
+            .with(|conn| {
+                conn.prepare("SELECT level FROM trace_runs ORDER BY id")
+                    .unwrap()
+                    .query_map([], |row| row.get(0))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .map_err(StoreError::query("levels"))
+            })
+            .unwrap()
+    };
+    // Thirteen sweeps, each after a block of its own: the twelfth merges the first twelve runs.
+    for i in 0..13u8 {
+        store
+            .span_writer()
+            .append_exchanges(vec![request(i, t0 + u64::from(i) * MS, 200, 1)])
+            .unwrap();
+        store.flush().unwrap();
+        store.set_trace_retention(36_500).unwrap();
+    }
+    assert_eq!(levels(&store), [1, 0]);
+    for i in 0..13u8 {
+        assert_eq!(store.trace(&[i; 16]).unwrap().len(), 2, "trace {i}");
+    }
 }
 
 #[test]
