@@ -11,7 +11,7 @@
 //! - Blocks (`block.rs`): the entries of one writer commit, sorted by start, in one LZ4 blob
 //!   with a header per entry (start, kind, span count).
 //! - The trace index (`index.rs`): each block's sorted trace keys, folded every five minutes into
-//!   sorted runs.
+//!   sorted runs, which merge into hourly and daily ones.
 //! - Writing (`write.rs`): the trace recorder hands batches to [`SpanWriter::append_exchanges`]
 //!   and the receiver to [`SpanWriter::append`]; neither blocks. Traces take at most
 //!   [`MAX_QUEUED_SPAN_BATCHES`] slots of the writer's queue and [`MAX_QUEUED_SPANS`] spans, so a
