@@ -225,7 +225,7 @@ impl Store {
 
     /// Every stored span of `trace_id` (the gateway's, built from its traced exchanges, and those
     /// services sent), by start time; empty for an unknown trace. Traces are visible once
-    /// committed (within about 100 ms of [`SpanWriter::append_exchanges`] or
+    /// committed (within about a second of [`SpanWriter::append_exchanges`] or
     /// [`SpanWriter::append`], or at once after [`Store::flush`]). Blocking: async callers use
     /// `spawn_blocking`.
     pub fn trace(
