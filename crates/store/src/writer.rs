@@ -6,9 +6,8 @@
 //! comes first. Log events and trace entries are the exception: they stay pending across batches
 //! for up to a second (`logs::LOG_LINGER`, `traces::TRACE_LINGER`) so that they make large blocks
 //! (see `logs/write.rs`, `traces/write.rs`), and the thread wakes for that deadline as it does
-//! for sweeps. Between batches it deletes
-//! expired rows (once at start, then every [`SWEEP_INTERVAL`]), so retention never runs on a
-//! request or query path.
+//! for sweeps. Between batches it deletes expired rows (once at start, then every
+//! [`SWEEP_INTERVAL`]), so retention never runs on a request or query path.
 //!
 //! A new kind of data (logs, spans, alarm history, audit records) is a new `WriteOp` variant, a
 //! new field of [`Pending`] with its own `write`, and a new step in the sweep.
@@ -209,10 +208,9 @@ impl Pending {
 
     /// When lingering log events or trace entries are to be written at the latest.
     fn deadline(&self) -> Option<Instant> {
-        [self.logs.deadline(), self.traces.deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        let (logs, traces) = (self.logs.deadline(), self.traces.deadline());
+        // `None` is the least Option, so `min` alone would drop a lone deadline.
+        logs.min(traces).or(logs).or(traces)
     }
 }
 
@@ -236,10 +234,7 @@ impl Writer {
         self.sweep();
         let mut next_sweep = Instant::now() + SWEEP_INTERVAL;
         loop {
-            let wake = self
-                .pending
-                .deadline()
-                .map_or(next_sweep, |due| due.min(next_sweep));
+            let wake = next_sweep.min(self.pending.deadline().unwrap_or(next_sweep));
             let first = match queue.recv_timeout(wake.saturating_duration_since(Instant::now())) {
                 Ok(op) => op,
                 Err(RecvTimeoutError::Timeout) => {

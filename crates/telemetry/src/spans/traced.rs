@@ -29,6 +29,9 @@ use super::{Classification, Span, build};
 use crate::execution::PhaseResult;
 use crate::{Decision, ErrorClass, Exchange, ExchangeKind, RequestId};
 
+#[path = "traced_codec.rs"]
+mod codec;
+
 /// The first byte of an encoded record: its version.
 const FORMAT_V1: u8 = 1;
 
@@ -37,17 +40,17 @@ const FORMAT_V1: u8 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TracedExchange {
     // Ids are byte strings in the encoding: one copy each rather than a call per byte.
-    #[serde(with = "id_bytes")]
+    #[serde(with = "codec::id_bytes")]
     pub trace_id: [u8; 16],
     /// The gateway's server span.
-    #[serde(with = "id_bytes")]
+    #[serde(with = "codec::id_bytes")]
     pub span_id: [u8; 8],
     /// The caller's span, when the request continued a trace that named one.
-    #[serde(with = "id_bytes::option")]
+    #[serde(with = "codec::id_bytes::option")]
     pub parent_id: Option<[u8; 8]>,
     pub start_unix_nanos: u64,
     pub request_id: RequestId,
-    #[serde(with = "method_text")]
+    #[serde(with = "codec::method_text")]
     pub method: Option<Method>,
     pub route: Option<TracedRoute>,
     pub canary: bool,
@@ -59,7 +62,7 @@ pub struct TracedExchange {
     pub protocol: HttpVersion,
     pub user_agent: Option<Box<str>>,
     pub status: u16,
-    #[serde(with = "error_code")]
+    #[serde(with = "codec::error_code")]
     pub error: Option<ErrorClass>,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -141,7 +144,7 @@ pub struct TracedIntegration {
 /// The integration request's method and URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TracedIntegrationRequest {
-    #[serde(with = "method_text")]
+    #[serde(with = "codec::method_text")]
     pub method: Option<Method>,
     pub url: Box<str>,
 }
@@ -502,148 +505,7 @@ impl postcard::ser_flavors::Flavor for AppendTo<'_> {
     }
 }
 
-/// A fixed-size id as a byte string.
-mod id_bytes {
-    use serde::de::Error;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    struct Bytes<'a>(&'a [u8]);
-
-    impl Serialize for Bytes<'_> {
-        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            serializer.serialize_bytes(self.0)
-        }
-    }
-
-    fn fixed<const N: usize, E: Error>(bytes: &[u8]) -> Result<[u8; N], E> {
-        bytes
-            .try_into()
-            .map_err(|_| E::invalid_length(bytes.len(), &"an id of its fixed size"))
-    }
-
-    pub(super) fn serialize<S: Serializer, const N: usize>(
-        id: &[u8; N],
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        Bytes(id).serialize(serializer)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
-        deserializer: D,
-    ) -> Result<[u8; N], D::Error> {
-        fixed(<&[u8]>::deserialize(deserializer)?)
-    }
-
-    pub(super) mod option {
-        use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-        pub(in super::super) fn serialize<S: Serializer, const N: usize>(
-            id: &Option<[u8; N]>,
-            serializer: S,
-        ) -> Result<S::Ok, S::Error> {
-            id.as_ref().map(|id| super::Bytes(id)).serialize(serializer)
-        }
-
-        pub(in super::super) fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
-            deserializer: D,
-        ) -> Result<Option<[u8; N]>, D::Error> {
-            Option::<&[u8]>::deserialize(deserializer)?
-                .map(super::fixed)
-                .transpose()
-        }
-    }
-}
-
-/// An `http::Method` as its text.
-mod method_text {
-    use http::Method;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error};
-
-    pub(super) fn serialize<S: Serializer>(
-        method: &Option<Method>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        method.as_ref().map(Method::as_str).serialize(serializer)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Option<Method>, D::Error> {
-        Option::<&str>::deserialize(deserializer)?
-            .map(|text| Method::from_bytes(text.as_bytes()).map_err(D::Error::custom))
-            .transpose()
-    }
-}
-
-/// An [`ErrorClass`] as a one-byte code. Codes are never reused: a new class takes the next.
-mod error_code {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error};
-
-    use crate::ErrorClass;
-
-    pub(super) fn code(class: ErrorClass) -> u8 {
-        match class {
-            ErrorClass::MalformedRequest => 1,
-            ErrorClass::HeadersTooLarge => 2,
-            ErrorClass::PayloadTooLarge => 3,
-            ErrorClass::RouteNotFound => 4,
-            ErrorClass::MethodNotAllowed => 5,
-            ErrorClass::ClientClosed => 6,
-            ErrorClass::UpstreamConnect => 7,
-            ErrorClass::UpstreamReset => 8,
-            ErrorClass::UpstreamTimeout => 9,
-            ErrorClass::UpstreamRejected => 10,
-            ErrorClass::WebSocketFrameTooLarge => 11,
-            ErrorClass::WebSocketMessageTooLarge => 12,
-            ErrorClass::WebSocketIdleTimeout => 13,
-            ErrorClass::WebSocketLifetimeExceeded => 14,
-            ErrorClass::RejectedByPhase => 15,
-            ErrorClass::Internal => 16,
-        }
-    }
-
-    pub(super) fn class(code: u8) -> Option<ErrorClass> {
-        Some(match code {
-            1 => ErrorClass::MalformedRequest,
-            2 => ErrorClass::HeadersTooLarge,
-            3 => ErrorClass::PayloadTooLarge,
-            4 => ErrorClass::RouteNotFound,
-            5 => ErrorClass::MethodNotAllowed,
-            6 => ErrorClass::ClientClosed,
-            7 => ErrorClass::UpstreamConnect,
-            8 => ErrorClass::UpstreamReset,
-            9 => ErrorClass::UpstreamTimeout,
-            10 => ErrorClass::UpstreamRejected,
-            11 => ErrorClass::WebSocketFrameTooLarge,
-            12 => ErrorClass::WebSocketMessageTooLarge,
-            13 => ErrorClass::WebSocketIdleTimeout,
-            14 => ErrorClass::WebSocketLifetimeExceeded,
-            15 => ErrorClass::RejectedByPhase,
-            16 => ErrorClass::Internal,
-            _ => return None,
-        })
-    }
-
-    pub(super) fn serialize<S: Serializer>(
-        class: &Option<ErrorClass>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        class.map(code).serialize(serializer)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Option<ErrorClass>, D::Error> {
-        match Option::<u8>::deserialize(deserializer)? {
-            None => Ok(None),
-            Some(n) => class(n)
-                .map(Some)
-                .ok_or_else(|| D::Error::custom(format!("unknown error class code {n}"))),
-        }
-    }
-}
-
 #[cfg(test)]
 pub(super) fn error_class_round_trips(class: ErrorClass) -> bool {
-    error_code::class(error_code::code(class)) == Some(class)
+    codec::error_code::class(codec::error_code::code(class)) == Some(class)
 }
