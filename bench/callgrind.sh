@@ -12,6 +12,9 @@
 #
 #   BIN=target/release/gatehouse DUR=5 bash bench/callgrind.sh
 #
+# It also prints, for each variant that traces, the trace recorder's and store writer's instructions per
+# request and per traced (sampled) request, from /admin/status's traces.requestsTraced.
+#
 # Knobs: BIN (default target/release/gatehouse, not rebuilt), DUR (seconds of wrk, default 5),
 # CONNECTIONS (wrk -c, default 10), VARIANTS ("on off"; also "notracing": metrics on, tracing off; "bare": both off), KEEP=1 keeps the work directory with the
 # callgrind.out files (for callgrind_annotate). Needs valgrind, nginx, wrk and curl.
@@ -116,6 +119,12 @@ access_log_counters() { # admin-port
         grep -o '"\(queued\|delivered\)":[0-9]*' | sort | cut -d: -f2 | tr '\n' ' '
 }
 
+# Prints how many requests the trace recorder recorded (sampled), or 0 with tracing off.
+traced_counter() { # admin-port
+    curl -sf --max-time 30 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$1/admin/status" |
+        grep -o '"requestsTraced":[0-9]*' | head -1 | cut -d: -f2 | grep . || echo 0
+}
+
 # Classifies one per-thread callgrind file (written with --compress-strings=no, so every file
 # names its functions in full) by the functions only that thread runs. `--workers 1` runs the
 # runtime on the main thread, callgrind's thread 1.
@@ -162,6 +171,7 @@ for variant in $VARIANTS; do
     taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d2s "http://127.0.0.1:$port$REQ_PATH" >/dev/null
     sleep 1
     read -r delivered0 queued0 <<<"$(access_log_counters "$admin")"
+    traced0=$(traced_counter "$admin")
     [[ $queued0 == 0 ]] || log "$variant: $queued0 records queued before the window"
     callgrind_control -i on "$pid" >/dev/null 2>&1
     out=$(taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DUR}s" "http://127.0.0.1:$port$REQ_PATH")
@@ -170,10 +180,12 @@ for variant in $VARIANTS; do
     callgrind_control -d "$pid" >/dev/null 2>&1
     callgrind_control -i off "$pid" >/dev/null 2>&1
     read -r delivered1 queued1 <<<"$(access_log_counters "$admin")"
+    traced1=$(traced_counter "$admin")
+    echo "$variant $((traced1 - traced0))" >>"$WORK/traced.txt"
     [[ $queued1 == 0 ]] || log "WARNING $variant: $queued1 records still queued at the dump"
     requests=$((delivered1 - delivered0))
     wrk_requests=$(awk '/ requests in / {print $1}' <<<"$out")
-    log "metrics $variant: $requests records in the window (wrk counted $wrk_requests)"
+    log "metrics $variant: $requests records in the window (wrk counted $wrk_requests), $((traced1 - traced0)) traced"
     kill -TERM "$pid"
     wait "$pid" || true
     for file in "$dir"/callgrind.out.*; do
@@ -216,3 +228,12 @@ awk -v variants="$VARIANTS" '
         if (n["on"] > 0) for (v = 1; v <= nv; v++) if (vs[v] != "on" && n[vs[v]] > 0)
             printf "\non / %s: %+.2f %%\n", vs[v], (total["on"] / n["on"] / (total[vs[v]] / n[vs[v]]) - 1) * 100
     }' "$RESULTS"
+
+# ---- per sampled request: what storing a trace costs ------------------------------------------
+echo
+awk 'FNR == NR { traced[$1] = $2; next }
+     $2 == "trace_recorder" || $2 == "store_writer" { ir[$1] += $3; n[$1] = $4 }
+     END {
+        for (v in ir) if (traced[v] > 0)
+            printf "%s: %d traced of %d requests; trace recorder + store writer: %.0f instructions per request, %.0f per traced request\n", v, traced[v], n[v], ir[v] / n[v], ir[v] / traced[v]
+     }' "$WORK/traced.txt" "$RESULTS"

@@ -117,7 +117,8 @@ pub(crate) async fn start(source: Source) -> anyhow::Result<Running> {
         Some(store) => Some(
             TracesRuntime::start(
                 store.clone(),
-                bus.subscribe("traces"),
+                // Only sampled requests enter the recorder's queue; the rest cost it nothing.
+                bus.subscribe_filtered("traces", gatehouse_telemetry::spans::is_sampled),
                 settings.tracing.otlp.as_ref(),
                 settings.tracing.retention_days,
             )

@@ -1,10 +1,12 @@
-//! The trace side of a running gateway: the trace recorder (a bus consumer thread) writing spans
-//! into the store and, when `tracing.otlp` is set, to an OpenTelemetry collector; the store's
-//! trace retention; and the counters for `/admin/status`.
+//! The trace side of a running gateway: the trace recorder (a bus consumer thread) writing traced
+//! exchanges into the store and, when `tracing.otlp` is set, their spans to an OpenTelemetry
+//! collector; the store's trace retention; and the counters for `/admin/status`.
 //!
 //! The recorder runs whenever the store is open. It records only exchanges that carry sampled
-//! trace ids (`Exchange::trace`), which the data plane's trace-context phase fills; with none,
-//! it records nothing and costs one queue per record.
+//! trace ids (`Exchange::trace`), which the data plane's trace-context phase fills; its bus
+//! queue is filtered, so the others never reach it. The store keeps the traced exchanges and
+//! builds their spans when they are read; only the exporter needs spans on the write path, so
+//! they are built only when it is configured.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -14,20 +16,22 @@ use gatehouse_config::OtlpSettings;
 use gatehouse_store::{SpanWriter, Store};
 use gatehouse_telemetry::Exchange;
 use gatehouse_telemetry::metrics::{OtlpConfig, OtlpHandle, OtlpStats};
-use gatehouse_telemetry::spans::{RecorderStats, Span, SpanExporter, SpanSink, TraceRecorder};
+use gatehouse_telemetry::spans::{
+    RecorderStats, Span, SpanExporter, SpanSink, TraceRecorder, TraceSink, TracedExchange,
+};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::Receiver;
 
 /// Hands each batch to the store's writer, which never blocks; a full queue drops the batch
 /// (counted by the store) and the first drop of a run is logged.
-struct StoreSpanSink {
+struct StoreTraceSink {
     writer: SpanWriter,
     dropping: bool,
 }
 
-impl SpanSink for StoreSpanSink {
-    fn write(&mut self, spans: Vec<Span>) {
-        match self.writer.append(spans) {
+impl TraceSink for StoreTraceSink {
+    fn write(&mut self, traced: Vec<TracedExchange>) {
+        match self.writer.append_exchanges(traced) {
             Ok(()) => self.dropping = false,
             Err(dropped) => {
                 if !self.dropping {
@@ -78,7 +82,7 @@ impl TracesRuntime {
             .context("cannot set the trace retention")?;
         let batches = Arc::new(AtomicU64::new(0));
         let counted = Arc::clone(&batches);
-        let mut sink = StoreSpanSink {
+        let mut sink = StoreTraceSink {
             writer: store.span_writer(),
             dropping: false,
         };
@@ -99,13 +103,15 @@ impl TracesRuntime {
         };
         let recorder = TraceRecorder::spawn(
             records,
-            Box::new(move |spans: Vec<Span>| {
+            Box::new(move |traced: Vec<TracedExchange>| {
                 counted.fetch_add(1, Ordering::Relaxed);
-                // Both sinks only queue; the exporter gets a copy, the store the batch.
+                // Both sinks only queue; the exporter gets the batch's spans, the store the
+                // batch itself.
                 if let Some(exporter) = exporter.as_mut() {
-                    exporter.write(spans.clone());
+                    let spans: Vec<Span> = traced.iter().flat_map(TracedExchange::spans).collect();
+                    exporter.write(spans);
                 }
-                sink.write(spans);
+                sink.write(traced);
             }),
         )
         .context("cannot start the trace recorder")?;

@@ -5,7 +5,8 @@
 //! 1-hour rows, each resolution with its own retention. Alarm history (`alarms.rs`) is the
 //! second kind of data, the alarms created through the admin API (`alarm_definitions.rs`) the
 //! third, logs (`logs/`: groups, compressed blocks of events, scans and search) the fourth, and
-//! spans (`traces/`: one row per span, get by trace id, search over server spans) the fifth;
+//! traces (`traces/`: traced exchanges and received spans in compressed blocks, get by trace id,
+//! search over requests) the fifth;
 //! the audit chain joins later as new migrations (`schema.rs`) and new kinds of write
 //! op (`writer.rs`) on the same thread and batches.
 //!
@@ -72,11 +73,13 @@ pub struct StoreStats {
     pub log_blocks_written: u64,
     /// Message bytes of log batches waiting in the queue (a gauge, not a counter).
     pub log_bytes_queued: u64,
-    /// Spans committed to the database.
+    /// Spans committed to the database (a traced exchange counts the spans it yields).
     pub spans_written: u64,
     /// Spans lost: their share of the queue was full, the store was closed, or their batch
     /// failed.
     pub spans_dropped: u64,
+    /// Trace blocks committed.
+    pub trace_blocks_written: u64,
 }
 
 /// A handle on the open store. Cloning is cheap; all clones share the writer thread, which stops
@@ -215,14 +218,16 @@ impl Store {
         })
     }
 
-    /// A handle for appending spans; cheap to create and to clone.
+    /// A handle for appending traced exchanges and spans; cheap to create and to clone.
     pub fn span_writer(&self) -> SpanWriter {
         SpanWriter::new(self.inner.queue.clone())
     }
 
-    /// Every stored span of `trace_id`, by start time; empty for an unknown trace. Spans are
-    /// visible once committed (within about 100 ms of [`SpanWriter::append`], or at once after
-    /// [`Store::flush`]). Blocking: async callers use `spawn_blocking`.
+    /// Every stored span of `trace_id` (the gateway's, built from its traced exchanges, and those
+    /// services sent), by start time; empty for an unknown trace. Traces are visible once
+    /// committed (within about a second of [`SpanWriter::append_exchanges`] or
+    /// [`SpanWriter::append`], or at once after [`Store::flush`]). Blocking: async callers use
+    /// `spawn_blocking`.
     pub fn trace(
         &self,
         trace_id: &[u8; 16],
@@ -252,8 +257,8 @@ impl Store {
             .with(|conn| traces::in_window(conn, start_unix_nanos, end_unix_nanos, limit))
     }
 
-    /// Sets how many days spans are kept (default [`DEFAULT_TRACE_RETENTION_DAYS`]). It is not
-    /// stored: the binary sets it after every open. Expired spans are deleted before this
+    /// Sets how many days traces are kept (default [`DEFAULT_TRACE_RETENTION_DAYS`]). It is not
+    /// stored: the binary sets it after every open. Expired traces are deleted before this
     /// returns. Blocking.
     pub fn set_trace_retention(&self, days: u32) -> Result<(), StoreError> {
         traces::validate_retention(days)?;

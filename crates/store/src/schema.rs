@@ -3,7 +3,8 @@
 //! The schema version is SQLite's `PRAGMA user_version`: migration `i` of [`MIGRATIONS`] takes the
 //! database from version `i` to `i + 1`, in its own transaction. Migrations are only ever appended:
 //! `alarm_history` is the second, `alarm_definitions` the third, the log store the fourth,
-//! `spans` the fifth, and a later issue adds `audit` as a new entry. A database written by a newer build (a
+//! `spans` the fifth, the trace blocks that replace it the sixth, and a later issue adds `audit`
+//! as a new entry. A database written by a newer build (a
 //! higher version than we know) is refused rather than guessed at.
 
 use std::path::Path;
@@ -122,6 +123,56 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX spans_by_start ON spans (start_ns);
      CREATE INDEX roots_by_start ON spans (start_ns) WHERE root = 1;
      CREATE INDEX roots_by_api ON spans (api, start_ns) WHERE root = 1;",
+    // 6: traces in compressed blocks (see `traces/block.rs`), replacing `spans`.
+    //
+    // `trace_blocks` holds the traced exchanges and received spans of one writer commit, sorted
+    // by start, in one LZ4 blob. The columns summarise it so that reads choose blocks without
+    // their blobs: `start_min` is the earliest entry start, `start_max` the latest start of any
+    // span (Unix nanoseconds); `roots` counts the requests a search lists, `root_duration_max`
+    // is the longest of them and `root_classes` has bit `1 << class` for each classification
+    // among them (0 ok, 1 error, 2 throttle, 3 fault). `keys` holds the sorted keys of its
+    // traces (`traces/index.rs`). `trace_blocks_by_start` covers the search's and the service
+    // graph's block choice; `trace_blocks_by_first` serves the sweep's search for blocks that
+    // straddle the retention cutoff. Ids are AUTOINCREMENT: the trace index names blocks by id,
+    // and an id must never come back.
+    //
+    // `trace_runs` and `trace_run_parts` are the trace index (`traces/index.rs`): a run covers
+    // the blocks `first_block..=last_block`; its sorted (key, block) pairs are cut by the key's
+    // top bits into `parts` rows of `trace_run_parts`. The sweep writes a run every five minutes
+    // (`level` 0) and merges them into an hour's (1) and a day's (2).
+    //
+    // The spans of migration 5 are dropped, not converted: traces are kept days, not months, and
+    // converting them would cost every upgrade a pass over the whole table.
+    "CREATE TABLE trace_blocks (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         start_min INTEGER NOT NULL,
+         start_max INTEGER NOT NULL,
+         entries INTEGER NOT NULL,
+         spans INTEGER NOT NULL,
+         roots INTEGER NOT NULL,
+         root_duration_max INTEGER NOT NULL,
+         root_classes INTEGER NOT NULL,
+         bytes_raw INTEGER NOT NULL,
+         keys BLOB NOT NULL,
+         data BLOB NOT NULL
+     );
+     CREATE INDEX trace_blocks_by_start
+         ON trace_blocks (start_max, start_min, root_duration_max, root_classes);
+     CREATE INDEX trace_blocks_by_first ON trace_blocks (start_min);
+     CREATE TABLE trace_runs (
+         id INTEGER PRIMARY KEY,
+         level INTEGER NOT NULL,
+         first_block INTEGER NOT NULL,
+         last_block INTEGER NOT NULL,
+         parts INTEGER NOT NULL
+     );
+     CREATE TABLE trace_run_parts (
+         run INTEGER NOT NULL,
+         part INTEGER NOT NULL,
+         pairs BLOB NOT NULL,
+         PRIMARY KEY (run, part)
+     ) WITHOUT ROWID;
+     DROP TABLE spans;",
 ];
 
 /// The schema version this build writes.
@@ -205,6 +256,39 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |row| row.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn migration_6_replaces_the_spans_table_with_trace_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            let tx = conn.transaction().unwrap();
+            for sql in &MIGRATIONS[..5] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 5).unwrap();
+            tx.execute(
+                "INSERT INTO spans (trace_id, span_id, root, start_ns, duration_ns, class, name,
+                                    data)
+                 VALUES (x'01', x'02', 1, 0, 0, 0, 'GET', x'')",
+                [],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let conn = open_writer(&path).unwrap();
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(!tables.iter().any(|t| t == "spans"), "{tables:?}");
+        assert!(tables.iter().any(|t| t == "trace_blocks"), "{tables:?}");
+        assert!(tables.iter().any(|t| t == "trace_runs"), "{tables:?}");
     }
 
     #[test]

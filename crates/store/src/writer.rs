@@ -3,11 +3,11 @@
 //! Everything written to the store goes through one bounded queue of [`WriteOp`]s. The thread takes
 //! what is queued into an open batch and commits it in one transaction when the queue is drained,
 //! when the batch holds [`MAX_BATCH_POINTS`], or [`MAX_BATCH_AGE`] after the batch began, whichever
-//! comes first. Log events are the exception: they stay pending across batches for up to
-//! a second (`logs::LOG_LINGER`) so that they make large blocks (see `logs/write.rs`),
-//! and the thread wakes for that deadline as it does for sweeps. Between batches it deletes
-//! expired rows (once at start, then every [`SWEEP_INTERVAL`]), so retention never runs on a
-//! request or query path.
+//! comes first. Log events and trace entries are the exception: they stay pending across batches
+//! for up to a second (`logs::LOG_LINGER`, `traces::TRACE_LINGER`) so that they make large blocks
+//! (see `logs/write.rs`, `traces/write.rs`), and the thread wakes for that deadline as it does
+//! for sweeps. Between batches it deletes expired rows (once at start, then every
+//! [`SWEEP_INTERVAL`]), so retention never runs on a request or query path.
 //!
 //! A new kind of data (logs, spans, alarm history, audit records) is a new `WriteOp` variant, a
 //! new field of [`Pending`] with its own `write`, and a new step in the sweep.
@@ -24,7 +24,7 @@ use crate::alarm_definitions::{self, DefinitionChange, DefinitionOutcome};
 use crate::alarms::{self, AlarmTransitionRecord};
 use crate::logs::{self, GroupIds, LogBatch, PendingLogs};
 use crate::metrics::{self, MetricBatch, PendingMetrics};
-use crate::traces::{self, PendingSpans};
+use crate::traces::{self, PendingTraces, TraceBatch};
 use crate::{Retention, StoreError, StoreStats};
 
 /// How many operations the queue holds; a submit beyond it is dropped. One metric op is one
@@ -41,8 +41,8 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(5 * 60);
 pub(crate) enum WriteOp {
     Metrics(MetricBatch),
     Logs(LogBatch),
-    Spans(Vec<gatehouse_telemetry::spans::Span>),
-    /// Set how many days spans are kept, then sweep them and answer.
+    Traces(TraceBatch),
+    /// Set how many days traces are kept, then sweep them and answer.
     TraceRetention {
         days: u32,
         reply: SyncSender<Result<(), StoreError>>,
@@ -93,6 +93,7 @@ pub(crate) struct Counters {
     pub(crate) log_batches_queued: AtomicU64,
     pub(crate) spans_written: AtomicU64,
     pub(crate) spans_dropped: AtomicU64,
+    pub(crate) trace_blocks_written: AtomicU64,
     /// Spans and batches of spans in the queue, not yet taken by the writer.
     pub(crate) spans_queued: AtomicU64,
     pub(crate) span_batches_queued: AtomicU64,
@@ -111,6 +112,7 @@ impl Counters {
             log_bytes_queued: self.log_bytes_queued.load(Ordering::Relaxed),
             spans_written: self.spans_written.load(Ordering::Relaxed),
             spans_dropped: self.spans_dropped.load(Ordering::Relaxed),
+            trace_blocks_written: self.trace_blocks_written.load(Ordering::Relaxed),
         }
     }
 }
@@ -195,13 +197,20 @@ pub(crate) fn spawn(
 struct Pending {
     metrics: PendingMetrics,
     logs: PendingLogs,
-    spans: PendingSpans,
+    traces: PendingTraces,
 }
 
 impl Pending {
     /// Whether the batch should be committed without taking more from the queue.
     fn is_full(&self) -> bool {
-        self.metrics.points() >= MAX_BATCH_POINTS || self.logs.is_full() || self.spans.is_full()
+        self.metrics.points() >= MAX_BATCH_POINTS || self.logs.is_full() || self.traces.is_full()
+    }
+
+    /// When lingering log events or trace entries are to be written at the latest.
+    fn deadline(&self) -> Option<Instant> {
+        let (logs, traces) = (self.logs.deadline(), self.traces.deadline());
+        // `None` is the least Option, so `min` alone would drop a lone deadline.
+        logs.min(traces).or(logs).or(traces)
     }
 }
 
@@ -225,14 +234,11 @@ impl Writer {
         self.sweep();
         let mut next_sweep = Instant::now() + SWEEP_INTERVAL;
         loop {
-            let wake = match self.pending.logs.deadline() {
-                Some(logs_due) => logs_due.min(next_sweep),
-                None => next_sweep,
-            };
+            let wake = next_sweep.min(self.pending.deadline().unwrap_or(next_sweep));
             let first = match queue.recv_timeout(wake.saturating_duration_since(Instant::now())) {
                 Ok(op) => op,
                 Err(RecvTimeoutError::Timeout) => {
-                    self.commit(Logs::IfDue);
+                    self.commit(Lingering::IfDue);
                     if Instant::now() >= next_sweep {
                         self.sweep();
                         next_sweep = Instant::now() + SWEEP_INTERVAL;
@@ -240,7 +246,7 @@ impl Writer {
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.commit(Logs::Now);
+                    self.commit(Lingering::Now);
                     return;
                 }
             };
@@ -255,7 +261,7 @@ impl Writer {
                 }
                 next = queue.try_recv().ok();
             }
-            self.commit(Logs::IfDue);
+            self.commit(Lingering::IfDue);
             if Instant::now() >= next_sweep {
                 self.sweep();
                 next_sweep = Instant::now() + SWEEP_INTERVAL;
@@ -275,42 +281,35 @@ impl Writer {
                 counters.log_batches_queued.fetch_sub(1, Ordering::Relaxed);
                 self.pending.logs.add(batch);
             }
-            WriteOp::Spans(spans) => {
-                let counters = &self.counters;
-                counters
-                    .spans_queued
-                    .fetch_sub(spans.len() as u64, Ordering::Relaxed);
-                counters.span_batches_queued.fetch_sub(1, Ordering::Relaxed);
-                self.pending.spans.add(spans);
-            }
+            WriteOp::Traces(batch) => self.pending.traces.add(batch, &self.counters),
             WriteOp::TraceRetention { days, reply } => {
-                self.commit(Logs::IfDue);
+                self.commit(Lingering::IfDue);
                 let _ = reply.send(self.set_trace_retention(days));
             }
             WriteOp::LogRetention { group, days, reply } => {
-                self.commit(Logs::IfDue);
+                self.commit(Lingering::IfDue);
                 let _ = reply.send(self.set_log_retention(group.as_deref(), days));
             }
             WriteOp::AlarmTransition { record, reply } => {
-                self.commit(Logs::IfDue);
+                self.commit(Lingering::IfDue);
                 let _ = reply.send(self.record_alarm_transition(&record));
             }
             WriteOp::AlarmDefinition { change, reply } => {
-                self.commit(Logs::IfDue);
+                self.commit(Lingering::IfDue);
                 let _ = reply.send(self.change_alarm_definition(&change));
             }
             WriteOp::Flush(reply) => {
-                self.commit(Logs::Now);
+                self.commit(Lingering::Now);
                 let _ = reply.send(self.failed.take().map_or(Ok(()), Err));
             }
             WriteOp::Shutdown(reply) => {
-                self.commit(Logs::Now);
+                self.commit(Lingering::Now);
                 let _ = reply.send(self.failed.take().map_or(Ok(()), Err));
                 return false;
             }
             #[cfg(test)]
             WriteOp::Pause { paused, resume } => {
-                self.commit(Logs::Now);
+                self.commit(Lingering::Now);
                 let _ = paused.send(());
                 let _ = resume.recv();
             }
@@ -318,24 +317,28 @@ impl Writer {
         true
     }
 
-    /// Commits the open batch in one transaction, with the pending log events if `logs` says
-    /// so. On failure the batch's points and events are dropped and counted; the writer carries
-    /// on with the next batch.
-    fn commit(&mut self, logs: Logs) {
+    /// Commits the open batch in one transaction, with the lingering log events and trace
+    /// entries if `lingering` says so. On failure the batch's points, events and spans are
+    /// dropped and counted; the writer carries on with the next batch.
+    fn commit(&mut self, lingering: Lingering) {
+        let now = Instant::now();
         let metrics = std::mem::take(&mut self.pending.metrics);
-        let write_logs = match logs {
-            Logs::Now => !self.pending.logs.is_empty(),
-            Logs::IfDue => self.pending.logs.is_due(Instant::now()),
+        let write_logs = match lingering {
+            Lingering::Now => !self.pending.logs.is_empty(),
+            Lingering::IfDue => self.pending.logs.is_due(now),
         };
         let pending_logs = if write_logs {
             std::mem::take(&mut self.pending.logs)
         } else {
             PendingLogs::default()
         };
-        let spans = std::mem::take(&mut self.pending.spans);
+        let traces = match lingering == Lingering::Now || self.pending.traces.is_due(now) {
+            true => std::mem::take(&mut self.pending.traces),
+            false => PendingTraces::default(),
+        };
         let points = metrics.points();
         let events = pending_logs.events();
-        let span_count = spans.len();
+        let span_count = traces.spans();
         if points == 0 && events == 0 && span_count == 0 {
             return;
         }
@@ -344,20 +347,15 @@ impl Writer {
         let result = self.conn.transaction().and_then(|tx| {
             metrics.write(&tx, &self.counters)?;
             let written = pending_logs.write(&tx, groups, now_ms)?;
-            let spans_written = spans.write(&tx)?;
+            let traces_written = traces.write(&tx)?;
             tx.commit()?;
-            Ok((written, spans_written))
+            Ok((written, traces_written))
         });
         let counters = &self.counters;
         match result {
-            Ok((logs, (spans_written, spans_skipped))) => {
+            Ok((logs, traces)) => {
                 counters.batches_committed.fetch_add(1, Ordering::Relaxed);
-                counters
-                    .spans_written
-                    .fetch_add(spans_written, Ordering::Relaxed);
-                counters
-                    .spans_dropped
-                    .fetch_add(spans_skipped, Ordering::Relaxed);
+                traces.count(counters);
                 counters.points_written.fetch_add(points, Ordering::Relaxed);
                 counters
                     .log_events_written
@@ -499,9 +497,9 @@ impl Writer {
     }
 }
 
-/// Whether a commit writes the pending log events.
+/// Whether a commit writes the lingering log events and trace entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Logs {
+enum Lingering {
     /// Write them (flush, shutdown).
     Now,
     /// Write them if enough have accumulated or the oldest has waited long enough.

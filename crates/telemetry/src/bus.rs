@@ -3,6 +3,11 @@
 //! Each consumer gets its own queue so that one slow consumer (a file on a slow disk, say) drops
 //! its own records and never costs another consumer anything. Publishing is `try_send` on each
 //! queue: it never waits, and every record a full queue refuses is counted for that consumer.
+//!
+//! A consumer that wants only some records subscribes with a filter
+//! ([`BusBuilder::subscribe_filtered`]): records it does not want never enter its queue, so they
+//! cost it nothing (the trace recorder wants only sampled requests, a few per cent of them). A
+//! filtered-out record is neither delivered nor dropped.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,9 +16,14 @@ use tokio::sync::mpsc;
 
 use crate::Exchange;
 
+/// Which records a consumer wants; called on the request path, so it must be a few loads and
+/// compares.
+pub type ExchangeFilter = fn(&Exchange) -> bool;
+
 struct Consumer {
     name: &'static str,
     tx: mpsc::Sender<Arc<Exchange>>,
+    filter: Option<ExchangeFilter>,
     delivered: AtomicU64,
     dropped: AtomicU64,
 }
@@ -53,10 +63,29 @@ impl BusBuilder {
 
     /// Adds a consumer and returns the receiving end of its queue.
     pub fn subscribe(&mut self, name: &'static str) -> mpsc::Receiver<Arc<Exchange>> {
+        self.add(name, None)
+    }
+
+    /// Adds a consumer that receives only the records `filter` accepts; the others are neither
+    /// delivered nor dropped, and never touch its queue.
+    pub fn subscribe_filtered(
+        &mut self,
+        name: &'static str,
+        filter: ExchangeFilter,
+    ) -> mpsc::Receiver<Arc<Exchange>> {
+        self.add(name, Some(filter))
+    }
+
+    fn add(
+        &mut self,
+        name: &'static str,
+        filter: Option<ExchangeFilter>,
+    ) -> mpsc::Receiver<Arc<Exchange>> {
         let (tx, rx) = mpsc::channel(self.capacity);
         self.consumers.push(Consumer {
             name,
             tx,
+            filter,
             delivered: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
         });
@@ -82,13 +111,16 @@ impl Bus {
         BusBuilder::new(1).build()
     }
 
-    /// Offers the record to every consumer without waiting.
+    /// Offers the record to every consumer that wants it, without waiting.
     pub fn publish(&self, exchange: impl Into<Arc<Exchange>>) {
         if self.consumers.is_empty() {
             return;
         }
         let exchange = exchange.into();
         for consumer in self.consumers.iter() {
+            if consumer.filter.is_some_and(|wants| !wants(&exchange)) {
+                continue;
+            }
             match consumer.tx.try_send(Arc::clone(&exchange)) {
                 Ok(()) => consumer.delivered.fetch_add(1, Ordering::Relaxed),
                 Err(_) => consumer.dropped.fetch_add(1, Ordering::Relaxed),
@@ -187,5 +219,36 @@ pub(crate) mod tests {
         let stats = bus.stats();
         assert_eq!((stats[0].delivered, stats[0].dropped), (1, 1));
         assert_eq!((stats[1].delivered, stats[1].dropped), (2, 0));
+    }
+
+    #[test]
+    fn a_filtered_consumer_receives_only_what_it_wants_and_counts_no_drop_for_the_rest() {
+        fn not_found(exchange: &Exchange) -> bool {
+            exchange.status == 404
+        }
+        let mut builder = BusBuilder::new(2);
+        let mut everything = builder.subscribe("everything");
+        let mut wanted = builder.subscribe_filtered("not_found", not_found);
+        let bus = builder.build();
+        let ok = || Exchange {
+            status: 200,
+            ..sample()
+        };
+        for exchange in [ok(), sample(), ok(), ok(), sample(), sample()] {
+            bus.publish(exchange);
+        }
+        let stats = bus.stats();
+        // The unfiltered queue of 2 took two and dropped four; the filtered one saw only the
+        // three 404s, of which the third found its queue full.
+        assert_eq!((stats[0].delivered, stats[0].dropped), (2, 4));
+        assert_eq!(
+            (stats[1].delivered, stats[1].dropped, stats[1].queued),
+            (2, 1, 2)
+        );
+        assert_eq!(bus.dropped(), 5);
+        assert_eq!(wanted.try_recv().unwrap().status, 404);
+        assert_eq!(wanted.try_recv().unwrap().status, 404);
+        assert!(wanted.try_recv().is_err());
+        assert_eq!(everything.try_recv().unwrap().status, 200);
     }
 }

@@ -17,7 +17,7 @@ pub mod spans;
 pub mod trace;
 
 pub use access_log::{AccessLogConfig, AccessLogFormat, AccessLogHandle, AccessLogWriter, LogSink};
-pub use bus::{Bus, BusBuilder, ConsumerStats};
+pub use bus::{Bus, BusBuilder, ConsumerStats, ExchangeFilter};
 pub use exchange::{
     Decision, Decisions, ErrorClass, Exchange, ExchangeKind, IntegrationOutcome,
     MAX_WEBSOCKET_MESSAGE_EVENTS, RouteLabels, Timing, TraceIds, WebSocketDirection,

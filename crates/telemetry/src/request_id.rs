@@ -48,6 +48,19 @@ impl fmt::Debug for RequestId {
     }
 }
 
+/// As its text, for records stored by value (the trace store's).
+impl serde::Serialize for RequestId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RequestId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <&str>::deserialize(deserializer).map(|text| Self(Arc::from(text)))
+    }
+}
+
 thread_local! {
     static STATE: Cell<u64> = Cell::new(seed());
 }

@@ -7,13 +7,14 @@
 //! to `integration_end` (or the response head, or `done`, whichever is known), and each phase from
 //! the end of the step before it to its own end. Without an execution-log detail the phases'
 //! times are unknown, so a phase that recorded a decision gets a zero-length marker at `routed`.
-
-use std::time::{Duration, UNIX_EPOCH};
+//!
+//! Spans are built from a [`TracedExchange`], the record the store keeps, when they are read;
+//! [`spans_from_exchange`] is the same path from an exchange in hand.
 
 use super::ids::child_span_id;
+use super::traced::{TracedDecision, TracedExchange, TracedPhaseResult};
 use super::{AttrValue, Classification, Span, SpanEvent, SpanKind, SpanStatus, attr};
-use crate::execution::PhaseResult;
-use crate::{Decision, Exchange, ExchangeKind};
+use crate::Exchange;
 
 /// X-Ray's classification of a response status.
 pub fn classify(status: u16) -> Classification {
@@ -26,27 +27,24 @@ pub fn classify(status: u16) -> Classification {
 }
 
 /// The spans of `exchange`, server span first; empty when the exchange carries no trace ids.
-/// Unsampled exchanges are the caller's to skip.
+/// Unsampled exchanges are the caller's to skip. The same as building its [`TracedExchange`]
+/// and then its spans, which is what the recorder and the store do.
 pub fn spans_from_exchange(exchange: &Exchange) -> Vec<Span> {
-    let Some(trace) = exchange.trace else {
-        return Vec::new();
-    };
-    let base = unix_nanos(exchange);
-    let at = |offset: Duration| base.saturating_add(u64::try_from(offset.as_nanos()).unwrap_or(0));
-    let server = server_span(
-        exchange,
-        trace.trace_id,
-        trace.span_id,
-        base,
-        at(exchange.timing.done),
-    );
-    let mut spans = vec![server];
+    TracedExchange::from_exchange(exchange).map_or_else(Vec::new, |traced| spans(&traced))
+}
+
+/// The spans of a traced exchange, server span first.
+pub(super) fn spans(traced: &TracedExchange) -> Vec<Span> {
+    let base = traced.start_unix_nanos;
+    let at = |offset: u64| base.saturating_add(offset);
+    let mut spans = Vec::with_capacity(traced.span_count());
+    spans.push(server_span(traced, at(traced.timing.done)));
     let mut index = 0u32;
     let mut child = |name: String, kind: SpanKind, start: u64, end: u64| {
         let span = Span {
-            trace_id: trace.trace_id,
-            span_id: child_span_id(trace.span_id, index),
-            parent_span_id: Some(trace.span_id),
+            trace_id: traced.trace_id,
+            span_id: child_span_id(traced.span_id, index),
+            parent_span_id: Some(traced.span_id),
             name,
             kind,
             start_unix_nanos: start,
@@ -60,23 +58,23 @@ pub fn spans_from_exchange(exchange: &Exchange) -> Vec<Span> {
         span
     };
 
-    let timing = &exchange.timing;
+    let timing = &traced.timing;
     let routed = timing.routed.unwrap_or_default();
-    match exchange.execution.as_deref() {
-        Some(detail) => {
+    match &traced.phases {
+        Some(steps) => {
             let mut previous = routed;
-            for step in &detail.phases {
+            for step in steps {
                 let mut span = child(
-                    step.phase.to_owned(),
+                    step.phase.to_string(),
                     SpanKind::Internal,
                     at(previous),
                     at(step.at),
                 );
-                phase_attributes(&mut span, step.phase, decision_of(exchange, step.phase));
-                if let PhaseResult::Answered { status } = step.result {
+                phase_attributes(&mut span, &step.phase, traced.decisions.of(&step.phase));
+                if let TracedPhaseResult::Answered(status) = step.result {
                     span.attributes
                         .push((attr::HTTP_RESPONSE_STATUS_CODE.into(), int(status)));
-                } else if step.result == PhaseResult::Panicked {
+                } else if step.result == TracedPhaseResult::Panicked {
                     span.status = SpanStatus::Error;
                     span.classification = Classification::Fault;
                     span.attributes
@@ -87,56 +85,41 @@ pub fn spans_from_exchange(exchange: &Exchange) -> Vec<Span> {
             }
         }
         None => {
-            for phase in ["waf", "auth", "throttle", "cache"] {
-                if let Some(decision) = decision_of(exchange, phase) {
-                    let mut span =
-                        child(phase.to_owned(), SpanKind::Internal, at(routed), at(routed));
-                    phase_attributes(&mut span, phase, Some(decision));
-                    spans.push(span);
-                }
+            for (phase, decision) in traced.decisions.iter() {
+                let mut span = child(phase.to_owned(), SpanKind::Internal, at(routed), at(routed));
+                phase_attributes(&mut span, phase, Some(decision));
+                spans.push(span);
             }
         }
     }
 
-    if let (Some(kind), Some(start)) = (exchange.integration.kind, timing.integration_start) {
+    let integration = &traced.integration;
+    if let (Some(kind), Some(start)) = (&integration.kind, timing.integration_start) {
         let end = timing
             .integration_end
             .or(timing.integration_response)
             .unwrap_or(timing.done);
-        let name = match &exchange.method {
+        let kind = kind.as_str();
+        let name = match &traced.method {
             Some(method) if kind == "http" => method.as_str().to_owned(),
             _ => kind.to_owned(),
         };
         let mut span = child(name, SpanKind::Client, at(start), at(end));
         span.attributes.push((attr::INTEGRATION.into(), str(kind)));
-        let logged = exchange
-            .execution
-            .as_deref()
-            .and_then(|d| d.integration_request.as_ref());
-        if let Some(request) = logged {
-            span.attributes.push((
-                attr::HTTP_REQUEST_METHOD.into(),
-                str(request.method.as_str()),
-            ));
-        } else if let (Some(method), Some(_)) = (&exchange.method, &exchange.integration.url) {
+        if let Some(request) = &integration.request {
+            if let Some(method) = &request.method {
+                span.attributes
+                    .push((attr::HTTP_REQUEST_METHOD.into(), str(method.as_str())));
+            }
             span.attributes
-                .push((attr::HTTP_REQUEST_METHOD.into(), str(method.as_str())));
-        }
-        // The URL without its query (the execution log's may carry one) names the upstream.
-        let url = exchange
-            .integration
-            .url
-            .as_deref()
-            .or(logged.map(|request| request.url.as_str()));
-        if let Some(url) = url {
-            span.attributes.push((attr::URL_FULL.into(), str(url)));
-            if let Some((host, port)) = url_host_port(url) {
+                .push((attr::URL_FULL.into(), str(&request.url)));
+            if let Some((host, port)) = url_host_port(&request.url) {
                 span.attributes
                     .push((attr::SERVER_ADDRESS.into(), str(host)));
                 span.attributes.push((attr::SERVER_PORT.into(), int(port)));
             }
         }
-        if let Some(status) = exchange.integration.status {
+        if let Some(status) = integration.status {
             span.attributes
                 .push((attr::HTTP_RESPONSE_STATUS_CODE.into(), int(status)));
             span.classification = classify(status);
@@ -146,8 +129,8 @@ pub fn spans_from_exchange(exchange: &Exchange) -> Vec<Span> {
         }
         // The integration failed (connect, reset, timeout): X-Ray calls that a fault whatever
         // the status the gateway then answered with.
-        if exchange.integration.error.is_some() {
-            let error_type = exchange.error.map_or("integration_error", |e| e.as_str());
+        if integration.failed {
+            let error_type = traced.error.map_or("integration_error", |e| e.as_str());
             span.attributes
                 .push((attr::ERROR_TYPE.into(), str(error_type)));
             span.status = SpanStatus::Error;
@@ -155,38 +138,29 @@ pub fn spans_from_exchange(exchange: &Exchange) -> Vec<Span> {
         }
         spans.push(span);
     }
+    debug_assert_eq!(spans.len(), traced.span_count());
     spans
 }
 
-fn server_span(
-    exchange: &Exchange,
-    trace_id: [u8; 16],
-    span_id: [u8; 8],
-    start: u64,
-    end: u64,
-) -> Span {
-    let method = exchange.method.as_ref().map(|m| m.as_str());
-    let route = exchange.route.as_ref().map(|r| &*r.resource_path);
-    let name = match (method, route) {
-        (Some(method), Some(route)) => format!("{method} {route}"),
-        (Some(method), None) => method.to_owned(),
-        (None, _) => "HTTP".to_owned(),
-    };
+fn server_span(traced: &TracedExchange, end: u64) -> Span {
+    let start = traced.start_unix_nanos;
+    let method = traced.method.as_ref().map(|m| m.as_str());
+    let route = traced.route.as_ref();
     let mut attributes = Vec::with_capacity(20);
     let mut push = |key: &str, value: AttrValue| attributes.push((key.to_owned(), value));
     if let Some(method) = method {
         push(attr::HTTP_REQUEST_METHOD, str(method));
     }
     if let Some(route) = route {
-        push(attr::HTTP_ROUTE, str(route));
+        push(attr::HTTP_ROUTE, str(&route.resource_path));
     }
-    push(attr::HTTP_RESPONSE_STATUS_CODE, int(exchange.status));
-    push(attr::URL_PATH, str(&exchange.path));
+    push(attr::HTTP_RESPONSE_STATUS_CODE, int(traced.status));
+    push(attr::URL_PATH, str(&traced.path));
     push(
         attr::URL_SCHEME,
-        str(if exchange.tls { "https" } else { "http" }),
+        str(if traced.tls { "https" } else { "http" }),
     );
-    if let Some(host) = exchange.host.as_ref().and_then(|h| h.to_str().ok()) {
+    if let Some(host) = traced.host.as_deref() {
         // server.address is the host name without the port.
         let address = host
             .rsplit_once(':')
@@ -194,41 +168,37 @@ fn server_span(
             .map_or(host, |(name, _)| name);
         push(attr::SERVER_ADDRESS, str(address));
     }
-    push(attr::CLIENT_ADDRESS, str(&exchange.client.ip().to_string()));
-    push(attr::CLIENT_PORT, int(exchange.client.port()));
+    push(attr::CLIENT_ADDRESS, str(&traced.client.ip().to_string()));
+    push(attr::CLIENT_PORT, int(traced.client.port()));
     push(
         attr::NETWORK_PROTOCOL_VERSION,
-        str(protocol_version(exchange.protocol)),
+        str(traced.protocol.as_str()),
     );
-    if let Some(agent) = exchange.user_agent.as_ref().and_then(|h| h.to_str().ok()) {
+    if let Some(agent) = traced.user_agent.as_deref() {
         push(attr::USER_AGENT, str(agent));
     }
-    push(attr::REQUEST_BODY_SIZE, int(exchange.bytes_in));
-    push(attr::RESPONSE_BODY_SIZE, int(exchange.bytes_out));
-    let error_type = match exchange.error {
+    push(attr::REQUEST_BODY_SIZE, int(traced.bytes_in));
+    push(attr::RESPONSE_BODY_SIZE, int(traced.bytes_out));
+    let error_type = match traced.error {
         Some(class) => Some(class.as_str().to_owned()),
-        None if exchange.status >= 500 => Some(exchange.status.to_string()),
+        None if traced.status >= 500 => Some(traced.status.to_string()),
         None => None,
     };
     if let Some(error_type) = error_type {
         push(attr::ERROR_TYPE, AttrValue::Str(error_type));
     }
-    if let Some(route) = &exchange.route {
+    if let Some(route) = route {
         push(attr::API, str(&route.api));
         push(attr::API_VERSION, str(&route.api_version));
         push(attr::STAGE, str(&route.stage));
     }
-    if exchange.canary {
+    if traced.canary {
         push(attr::CANARY, AttrValue::Bool(true));
     }
-    push(
-        attr::REQUEST_ID,
-        AttrValue::Str(exchange.request_id.to_string()),
-    );
+    push(attr::REQUEST_ID, str(traced.request_id.as_str()));
 
     let mut events = Vec::new();
-    if exchange.kind == ExchangeKind::WebSocket {
-        let stats = exchange.websocket.clone().unwrap_or_default();
+    if let Some(stats) = &traced.websocket {
         let counts = [
             (attr::WS_MESSAGES_IN, stats.messages_in),
             (attr::WS_MESSAGES_OUT, stats.messages_out),
@@ -241,20 +211,17 @@ fn server_span(
         if let Some(code) = stats.close_code {
             push(attr::WS_CLOSE_CODE, int(code));
         }
-        if let Some(by) = stats.closed_by {
-            push(attr::WS_CLOSED_BY, str(by));
+        if let Some(by) = &stats.closed_by {
+            push(attr::WS_CLOSED_BY, str(by.as_str()));
         }
-        let base = start;
-        let at =
-            |offset: Duration| base.saturating_add(u64::try_from(offset.as_nanos()).unwrap_or(0));
-        if let Some(open) = exchange.timing.integration_response {
+        if let Some(open) = traced.timing.integration_response {
             events.push(SpanEvent {
                 name: "websocket.open".into(),
-                unix_nanos: at(open),
+                unix_nanos: start.saturating_add(open),
                 attributes: Vec::new(),
             });
         }
-        let dropped = websocket_message_events(&stats, base, &mut events);
+        let dropped = websocket_message_events(stats, start, &mut events);
         if dropped > 0 {
             push(attr::WS_EVENTS_DROPPED, int(dropped));
         }
@@ -265,8 +232,8 @@ fn server_span(
         if let Some(code) = stats.close_code {
             close.push((attr::WS_CLOSE_CODE.to_owned(), int(code)));
         }
-        if let Some(by) = stats.closed_by {
-            close.push((attr::WS_CLOSED_BY.to_owned(), str(by)));
+        if let Some(by) = &stats.closed_by {
+            close.push((attr::WS_CLOSED_BY.to_owned(), str(by.as_str())));
         }
         events.push(SpanEvent {
             name: "websocket.close".into(),
@@ -275,24 +242,23 @@ fn server_span(
         });
     }
 
-    let classification = classify(exchange.status);
     Span {
-        trace_id,
-        span_id,
+        trace_id: traced.trace_id,
+        span_id: traced.span_id,
         // The caller's span, when it sent one: the gateway's server span continues its trace.
-        parent_span_id: exchange.trace.and_then(|t| t.parent_id),
-        name,
+        parent_span_id: traced.parent_id,
+        name: traced.name(),
         kind: SpanKind::Server,
         start_unix_nanos: start,
         end_unix_nanos: end.max(start),
         attributes,
         events,
-        status: if exchange.status >= 500 {
+        status: if traced.status >= 500 {
             SpanStatus::Error
         } else {
             SpanStatus::Unset
         },
-        classification,
+        classification: classify(traced.status),
     }
 }
 
@@ -305,7 +271,7 @@ fn server_span(
 /// `SENT`; `message.id` counts each direction from 1; `message.uncompressed_size` is the
 /// payload (the gateway negotiates no compression). The opcode is the gateway's own attribute.
 fn websocket_message_events(
-    stats: &crate::WebSocketStats,
+    stats: &super::TracedWebSocket,
     start: u64,
     events: &mut Vec<SpanEvent>,
 ) -> u64 {
@@ -339,45 +305,11 @@ fn websocket_message_events(
     counted.saturating_sub(received + sent)
 }
 
-fn phase_attributes(span: &mut Span, phase: &str, decision: Option<&Decision>) {
+fn phase_attributes(span: &mut Span, phase: &str, decision: Option<&TracedDecision>) {
     span.attributes.push((attr::PHASE.into(), str(phase)));
     if let Some(decision) = decision {
-        let text = match decision {
-            Decision::Allowed => "allowed",
-            Decision::Rejected { reason } => reason,
-            Decision::Hit => "hit",
-            Decision::Miss => "miss",
-        };
-        span.attributes.push((attr::DECISION.into(), str(text)));
-    }
-}
-
-fn decision_of<'a>(exchange: &'a Exchange, phase: &str) -> Option<&'a Decision> {
-    let decisions = &exchange.decisions;
-    match phase {
-        "waf" => decisions.waf.as_ref(),
-        "auth" => decisions.auth.as_ref(),
-        "throttle" => decisions.throttle.as_ref(),
-        "cache" => decisions.cache.as_ref(),
-        _ => None,
-    }
-}
-
-fn unix_nanos(exchange: &Exchange) -> u64 {
-    exchange
-        .timing
-        .received_at
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
-fn protocol_version(version: http::Version) -> &'static str {
-    match version {
-        http::Version::HTTP_09 => "0.9",
-        http::Version::HTTP_10 => "1.0",
-        http::Version::HTTP_2 => "2",
-        http::Version::HTTP_3 => "3",
-        _ => "1.1",
+        span.attributes
+            .push((attr::DECISION.into(), str(decision.as_str())));
     }
 }
 

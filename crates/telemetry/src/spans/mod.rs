@@ -8,11 +8,12 @@
 //! model"). Child span ids are derived from the server span id and the child's index, so the same
 //! exchange always yields the same spans.
 //!
-//! `build` turns an exchange into spans, `ids` formats and parses trace ids (W3C and X-Ray
-//! forms), `recorder` is the bus consumer thread that hands spans to a [`SpanSink`], and `otlp`
-//! exports them to an OpenTelemetry collector, `receive` reads the spans services send (protobuf, or
-//! JSON through `receive_json`), and `graph`
-//! builds the service graph of a window of spans.
+//! `traced` is the record the store keeps of a sampled exchange ([`TracedExchange`]: its
+//! span-relevant facts, cheap to copy, versioned in its encoding), `build` turns that record into
+//! spans when they are read, `ids` formats and parses trace ids (W3C and X-Ray forms), `recorder`
+//! is the bus consumer thread that hands records to a [`TraceSink`], `otlp` exports spans to an
+//! OpenTelemetry collector, `receive` reads the spans services send (protobuf, or JSON through
+//! `receive_json`), and `graph` builds the service graph of a window of spans.
 //!
 //! [`Timing`]: crate::Timing
 
@@ -23,9 +24,12 @@ mod otlp;
 mod receive;
 mod receive_json;
 mod recorder;
+mod traced;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod traced_tests;
 #[cfg(test)]
 mod websocket_tests;
 
@@ -34,7 +38,12 @@ pub use graph::{Edge, Latency, Node, NodeKind, ServiceGraph, build_graph};
 pub use ids::{TraceIdError, child_span_id, parse_trace_id, span_id_hex, trace_id_hex};
 pub use otlp::{CLASSIFICATION_ATTRIBUTE, SCOPE_NAME, SpanExporter};
 pub use receive::{OtlpEncoding, ReceiveError, Received, spans_from_otlp};
-pub use recorder::{RecorderStats, SpanSink, TraceRecorder};
+pub use recorder::{RecorderStats, SpanSink, TraceRecorder, TraceSink};
+pub use traced::{
+    ClosedBy, HttpVersion, IntegrationKind, TracedDecision, TracedDecisions, TracedDecodeError,
+    TracedExchange, TracedIntegration, TracedIntegrationRequest, TracedPhase, TracedPhaseResult,
+    TracedRoute, TracedTiming, TracedWebSocket, is_sampled,
+};
 
 use serde::{Deserialize, Serialize};
 

@@ -1,8 +1,9 @@
 //! Optional export of the recorded spans to an OpenTelemetry collector over OTLP/HTTP
 //! (protobuf), next to the store.
 //!
-//! [`SpanExporter`] is a [`SpanSink`]: `write` only puts the recorder's batch on a bounded queue,
-//! so the recorder never waits on the network. The queue, transport, retries with backoff and
+//! [`SpanExporter`] is a [`SpanSink`]: `write` only puts a batch on a bounded queue, so the
+//! recorder never waits on the network. The recorder hands over traced exchanges, not spans; the
+//! binary builds the spans of each batch for the exporter, and only when one is configured. The queue, transport, retries with backoff and
 //! counted drops are the metrics exporter's (`metrics::otlp::spawn_export`); this module only says
 //! how a batch of [`Span`]s becomes an `ExportTraceServiceRequest`: one `ResourceSpans` for the
 //! gateway (`service.name`, `service.instance.id`, `service.version`) with one `ScopeSpans`

@@ -1,41 +1,53 @@
 //! The trace recorder: a bus consumer on its own OS thread that turns each sampled, traced
-//! exchange into spans and hands them to a [`SpanSink`] (the store, implemented by the binary).
+//! exchange into a [`TracedExchange`] and hands them to a [`TraceSink`] (the store, and the OTLP
+//! exporter when one is configured; implemented by the binary).
 //!
 //! Like the access log and the metrics consumer it drains its queue on a 10 ms poll rather than
-//! parking on it, so publishing a record never wakes a thread, and it hands over one batch per
-//! poll. Building spans allocates, which is why it happens here and not on the request path.
-//! Exchanges without trace ids (`Exchange::trace` is `None`) or not sampled yield nothing.
+//! parking on it, so publishing a record never wakes a thread. It hands a batch over once its
+//! first exchange has waited [`HAND_OVER_AFTER`] (or the batch is full, or the bus closed): the
+//! store lets traces linger a second anyway, and each hand-over wakes the store's writer. It builds no spans: the record is a copy of the exchange's span-relevant facts, and spans
+//! are built from it when they are read (or exported). Its bus queue is filtered
+//! ([`is_sampled`](super::is_sampled)), so unsampled requests never reach it; exchanges without
+//! trace ids (`Exchange::trace` is `None`) or not sampled that do arrive yield nothing.
 
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::{Span, spans_from_exchange};
+use super::{Span, TracedExchange, is_sampled};
 use crate::Exchange;
 
 /// How long the recorder sleeps when its queue is empty.
 const IDLE_POLL: Duration = Duration::from_millis(10);
-/// A batch is handed over once it holds this many spans, even if more are queued.
-const MAX_BATCH_SPANS: usize = 4096;
+/// A batch is handed over once it holds this many exchanges, even if more are queued...
+const MAX_BATCH_EXCHANGES: usize = 1024;
+/// ...or once its first exchange has waited this long.
+const HAND_OVER_AFTER: Duration = Duration::from_millis(100);
 
-/// Where spans go. Called on the recorder's thread only; it must not block for long (queue, and
-/// count what a full queue drops).
+/// Where the recorder's batches go. Called on the recorder's thread only; it must not block for
+/// long (queue, and count what a full queue drops).
+pub trait TraceSink: Send {
+    /// One batch of traced exchanges.
+    fn write(&mut self, traced: Vec<TracedExchange>);
+}
+
+impl<F> TraceSink for F
+where
+    F: FnMut(Vec<TracedExchange>) + Send,
+{
+    fn write(&mut self, traced: Vec<TracedExchange>) {
+        self(traced);
+    }
+}
+
+/// Where spans go: the OTLP exporter. Called on one thread; it must not block for long.
 pub trait SpanSink: Send {
     /// One batch of spans, of any number of traces.
     fn write(&mut self, spans: Vec<Span>);
-}
-
-impl<F> SpanSink for F
-where
-    F: FnMut(Vec<Span>) + Send,
-{
-    fn write(&mut self, spans: Vec<Span>) {
-        self(spans);
-    }
 }
 
 /// The recorder's counters.
@@ -45,7 +57,7 @@ pub struct RecorderStats {
     pub traced: u64,
     /// Exchanges skipped: no trace ids, or not sampled.
     pub skipped: u64,
-    /// Spans handed to the sink.
+    /// Spans the traced exchanges yield (built when they are read).
     pub spans: u64,
 }
 
@@ -71,7 +83,7 @@ impl std::fmt::Debug for TraceRecorder {
 impl TraceRecorder {
     /// Starts the thread; it ends, after handing over what it holds, once every sender of `rx`
     /// is dropped.
-    pub fn spawn(rx: mpsc::Receiver<Arc<Exchange>>, sink: Box<dyn SpanSink>) -> io::Result<Self> {
+    pub fn spawn(rx: mpsc::Receiver<Arc<Exchange>>, sink: Box<dyn TraceSink>) -> io::Result<Self> {
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
         let thread = std::thread::Builder::new()
@@ -106,21 +118,29 @@ fn stats(counters: &Counters) -> RecorderStats {
     }
 }
 
-fn run(mut rx: mpsc::Receiver<Arc<Exchange>>, mut sink: Box<dyn SpanSink>, counters: &Counters) {
-    let mut batch = Vec::new();
+fn run(mut rx: mpsc::Receiver<Arc<Exchange>>, mut sink: Box<dyn TraceSink>, counters: &Counters) {
+    let mut batch = Vec::with_capacity(64);
+    let mut since = None;
     loop {
         let mut closed = false;
         loop {
             match rx.try_recv() {
                 Ok(exchange) => {
-                    if exchange.trace.is_some_and(|trace| trace.sampled) {
-                        batch.extend(spans_from_exchange(&exchange));
-                        counters.traced.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        counters.skipped.fetch_add(1, Ordering::Relaxed);
+                    let traced = is_sampled(&exchange)
+                        .then(|| TracedExchange::from_exchange(&exchange))
+                        .flatten();
+                    match traced {
+                        Some(traced) => {
+                            since.get_or_insert_with(Instant::now);
+                            batch.push(traced);
+                        }
+                        None => {
+                            counters.skipped.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
-                    if batch.len() >= MAX_BATCH_SPANS {
+                    if batch.len() >= MAX_BATCH_EXCHANGES {
                         hand_over(&mut batch, &mut *sink, counters);
+                        since = None;
                     }
                 }
                 Err(mpsc::error::TryRecvError::Empty) => break,
@@ -130,20 +150,26 @@ fn run(mut rx: mpsc::Receiver<Arc<Exchange>>, mut sink: Box<dyn SpanSink>, count
                 }
             }
         }
-        hand_over(&mut batch, &mut *sink, counters);
         if closed {
+            hand_over(&mut batch, &mut *sink, counters);
             return;
+        }
+        if since.is_some_and(|since: Instant| since.elapsed() >= HAND_OVER_AFTER) {
+            hand_over(&mut batch, &mut *sink, counters);
+            since = None;
         }
         std::thread::sleep(IDLE_POLL);
     }
 }
 
-fn hand_over(batch: &mut Vec<Span>, sink: &mut dyn SpanSink, counters: &Counters) {
+fn hand_over(batch: &mut Vec<TracedExchange>, sink: &mut dyn TraceSink, counters: &Counters) {
     if batch.is_empty() {
         return;
     }
+    let spans: usize = batch.iter().map(TracedExchange::span_count).sum();
     counters
-        .spans
+        .traced
         .fetch_add(batch.len() as u64, Ordering::Relaxed);
-    sink.write(std::mem::take(batch));
+    counters.spans.fetch_add(spans as u64, Ordering::Relaxed);
+    sink.write(std::mem::replace(batch, Vec::with_capacity(64)));
 }

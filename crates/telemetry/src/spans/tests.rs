@@ -346,7 +346,12 @@ fn the_recorder_builds_spans_for_sampled_traced_exchanges_only() {
     let sink_got = Arc::clone(&got);
     let recorder = TraceRecorder::spawn(
         rx,
-        Box::new(move |spans: Vec<Span>| sink_got.lock().unwrap().extend(spans)),
+        Box::new(move |traced: Vec<TracedExchange>| {
+            sink_got
+                .lock()
+                .unwrap()
+                .extend(traced.iter().flat_map(TracedExchange::spans));
+        }),
     )
     .unwrap();
     let mut unsampled = exchange(200);
