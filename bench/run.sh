@@ -497,9 +497,9 @@ for protocol in "${protocols[@]}"; do
         p50=$(stat_of "$protocol" "$target" 5)
         p99=$(stat_of "$protocol" "$target" 6)
         cpu=$(stat_of "$protocol" "$target" 7)
-        ratio_rps=$(awk -v a="$rps" -v b="$nginx_rps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-        ratio_p99=$(awk -v a="$p99" -v b="$nginx_p99" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-        ratio_cpu=$(awk -v a="$cpu" -v b="$nginx_cpu" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+        ratio_rps=$(awk -v a="$rps" -v b="$nginx_rps" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "-" }')
+        ratio_p99=$(awk -v a="$p99" -v b="$nginx_p99" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "-" }')
+        ratio_cpu=$(awk -v a="$cpu" -v b="$nginx_cpu" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "-" }')
         printf '%-5s %-22s %10.0f %8.3f %8.3f %11.1f %10s %10s %10s\n' "$protocol" "$target" "$rps" "$p50" "$p99" "$cpu" "$ratio_rps" "$ratio_p99" "$ratio_cpu"
         MD+=$(printf '| %s | %s | %.0f | %.3f | %.3f | %.1f | %s× | %s× | %s× |' "$protocol" "$target" "$rps" "$p50" "$p99" "$cpu" "$ratio_rps" "$ratio_p99" "$ratio_cpu")$'\n'
     done
