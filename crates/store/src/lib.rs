@@ -17,6 +17,7 @@
 
 mod alarm_definitions;
 mod alarms;
+mod block_codec;
 mod config;
 mod error;
 mod logs;

@@ -19,6 +19,11 @@
 //! `examples/log_ingest.rs`. Decoding checks everything it reads, so a damaged blob is an error,
 //! never a panic or an out-of-bounds access.
 
+pub(crate) use crate::block_codec::BlockError;
+use crate::block_codec::{
+    after_format, compress_onto, decompress_exact, put_varint, take_len, take_varint,
+};
+
 /// The only block format so far; a new one gets a new first byte.
 const FORMAT_V1: u8 = 1;
 /// A block is closed once it holds this many events...
@@ -72,17 +77,7 @@ impl BlockEncoder {
         data.push(FORMAT_V1);
         put_varint(&mut data, raw.len() as u64);
         put_varint(&mut data, text_len as u64);
-        let header = data.len();
-        data.resize(
-            header + lz4_flex::block::get_maximum_output_size(raw.len()),
-            0,
-        );
-        let written = match lz4_flex::block::compress_into(raw, &mut data[header..]) {
-            Ok(written) => written,
-            // Unreachable: the output was sized by the codec's own bound.
-            Err(error) => unreachable!("lz4 output buffer too small: {error}"),
-        };
-        data.truncate(header + written);
+        compress_onto(&mut data, raw);
         EncodedBlock {
             start_ms,
             end_ms,
@@ -91,25 +86,6 @@ impl BlockEncoder {
             data,
         }
     }
-}
-
-/// Why a stored block could not be decoded.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum BlockError {
-    #[error("unknown block format {0}")]
-    Format(u8),
-    #[error("truncated or malformed header")]
-    Header,
-    #[error("claims {0} raw bytes, more than any block holds")]
-    TooLarge(usize),
-    #[error("lz4: {0}")]
-    Decompress(#[from] lz4_flex::block::DecompressError),
-    #[error("decompressed to {found} bytes instead of {expected}")]
-    Length { expected: usize, found: usize },
-    #[error("messages are not UTF-8")]
-    Utf8,
-    #[error("event lengths do not add up to the text")]
-    Events,
 }
 
 /// A decompressed block: its text and, per event, the timestamp and where its message starts.
@@ -127,28 +103,14 @@ impl DecodedBlock {
     pub(crate) fn decode_from(&mut self, data: &[u8]) -> Result<(), BlockError> {
         self.events.clear();
         let mut buf = std::mem::take(&mut self.text).into_bytes();
-        let (&format, mut rest) = data.split_first().ok_or(BlockError::Header)?;
-        if format != FORMAT_V1 {
-            return Err(BlockError::Format(format));
-        }
+        let mut rest = after_format(data, FORMAT_V1)?;
         let raw_len = take_len(&mut rest)?;
         let text_len = take_len(&mut rest)?;
-        if raw_len > MAX_DECODED_BYTES {
-            return Err(BlockError::TooLarge(raw_len));
-        }
-        if text_len > raw_len {
+        // A raw length over the limit is refused as too large by `decompress_exact`.
+        if raw_len <= MAX_DECODED_BYTES && text_len > raw_len {
             return Err(BlockError::Header);
         }
-        // Only the part beyond the previous block's text is zeroed: the decompressor overwrites
-        // every byte, which the length check below confirms.
-        buf.resize(raw_len, 0);
-        let found = lz4_flex::block::decompress_into(rest, &mut buf)?;
-        if found != raw_len {
-            return Err(BlockError::Length {
-                expected: raw_len,
-                found,
-            });
-        }
+        decompress_exact(rest, raw_len, MAX_DECODED_BYTES, &mut buf)?;
         let mut header = &buf[text_len..];
         let count = take_len(&mut header)?;
         let mut ts = unzigzag(take_varint(&mut header)?);
@@ -162,10 +124,10 @@ impl DecodedBlock {
             ts = ts.wrapping_add(take_varint(&mut header)? as i64);
             let len = take_len(&mut header)?;
             self.events.push((ts, start as u32));
-            start = start.checked_add(len).ok_or(BlockError::Events)?;
+            start = start.checked_add(len).ok_or(BlockError::Entries)?;
         }
         if start != text_len || !header.is_empty() {
-            return Err(BlockError::Events);
+            return Err(BlockError::Entries);
         }
         buf.truncate(text_len);
         self.text = String::from_utf8(buf).map_err(|_| BlockError::Utf8)?;
@@ -211,31 +173,6 @@ impl DecodedBlock {
         let hi = self.events.partition_point(|&(ts, _)| ts < end_ms);
         lo..hi.max(lo)
     }
-}
-
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-fn take_varint(input: &mut &[u8]) -> Result<u64, BlockError> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = input.split_first().ok_or(BlockError::Header)?;
-        *input = rest;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte < 0x80 {
-            return Ok(value);
-        }
-    }
-    Err(BlockError::Header)
-}
-
-fn take_len(input: &mut &[u8]) -> Result<usize, BlockError> {
-    usize::try_from(take_varint(input)?).map_err(|_| BlockError::Header)
 }
 
 fn zigzag(value: i64) -> u64 {

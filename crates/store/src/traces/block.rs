@@ -27,6 +27,10 @@ use gatehouse_telemetry::spans::{Classification, Span, SpanKind, TracedExchange,
 
 use super::class_code;
 use super::index::trace_key;
+pub(crate) use crate::block_codec::BlockError;
+use crate::block_codec::{
+    after_format, compress_onto, decompress_exact, put_varint, take_len, take_varint,
+};
 
 /// The only block format so far; a new one gets a new first byte.
 const FORMAT_V1: u8 = 1;
@@ -249,19 +253,11 @@ impl BlockBuilder {
         put_varint(raw, self.summary.entries);
         raw.extend_from_slice(&self.headers);
         raw.extend_from_slice(&self.payloads);
-        let bound = lz4_flex::block::get_maximum_output_size(raw.len());
         let data = &mut self.blob;
         data.clear();
         data.push(FORMAT_V1);
         put_varint(data, raw.len() as u64);
-        let header = data.len();
-        data.resize(header + bound, 0);
-        let written = match lz4_flex::block::compress_into(raw, &mut data[header..]) {
-            Ok(written) => written,
-            // Unreachable: the output was sized by the codec's own bound.
-            Err(error) => unreachable!("lz4 output buffer too small: {error}"),
-        };
-        data.truncate(header + written);
+        compress_onto(data, raw);
         let bytes_raw = raw.len();
         let mut keys = std::mem::take(&mut self.keys);
         keys.sort_unstable();
@@ -281,23 +277,6 @@ fn add_root(summary: &mut BlockSummary, duration: u64, class: Classification) {
     summary.roots += 1;
     summary.root_duration_max = summary.root_duration_max.max(duration);
     summary.root_classes |= 1 << class_code(class);
-}
-
-/// Why a stored block could not be decoded.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum BlockError {
-    #[error("unknown block format {0}")]
-    Format(u8),
-    #[error("truncated or malformed header")]
-    Header,
-    #[error("claims {0} raw bytes, more than any block holds")]
-    TooLarge(usize),
-    #[error("lz4: {0}")]
-    Decompress(#[from] lz4_flex::block::DecompressError),
-    #[error("decompressed to {found} bytes instead of {expected}")]
-    Length { expected: usize, found: usize },
-    #[error("entry lengths do not add up to the block")]
-    Entries,
 }
 
 /// One entry's header, as decoded.
@@ -321,22 +300,9 @@ impl DecodedBlock {
     /// Decodes `data` into this block, reusing its buffers.
     pub(crate) fn decode_from(&mut self, data: &[u8]) -> Result<(), BlockError> {
         self.entries.clear();
-        let (&format, mut rest) = data.split_first().ok_or(BlockError::Header)?;
-        if format != FORMAT_V1 {
-            return Err(BlockError::Format(format));
-        }
+        let mut rest = after_format(data, FORMAT_V1)?;
         let raw_len = take_len(&mut rest)?;
-        if raw_len > MAX_DECODED_BYTES {
-            return Err(BlockError::TooLarge(raw_len));
-        }
-        self.raw.resize(raw_len, 0);
-        let found = lz4_flex::block::decompress_into(rest, &mut self.raw)?;
-        if found != raw_len {
-            return Err(BlockError::Length {
-                expected: raw_len,
-                found,
-            });
-        }
+        decompress_exact(rest, raw_len, MAX_DECODED_BYTES, &mut self.raw)?;
         let mut input = &self.raw[..];
         let count = take_len(&mut input)?;
         // Each header takes at least HEADER_MIN_BYTES, which bounds the allocation.
@@ -437,31 +403,6 @@ impl Decoded {
             Self::Span(span) => Entry::Span(span),
         }
     }
-}
-
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-fn take_varint(input: &mut &[u8]) -> Result<u64, BlockError> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = input.split_first().ok_or(BlockError::Header)?;
-        *input = rest;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte < 0x80 {
-            return Ok(value);
-        }
-    }
-    Err(BlockError::Header)
-}
-
-fn take_len(input: &mut &[u8]) -> Result<usize, BlockError> {
-    usize::try_from(take_varint(input)?).map_err(|_| BlockError::Header)
 }
 
 #[cfg(test)]
