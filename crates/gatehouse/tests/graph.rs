@@ -191,6 +191,27 @@ async fn admin_graph(gatehouse: &Gatehouse) -> Value {
         .unwrap()
 }
 
+/// The graph once its edges are `expected` (the store shows traces within about a second).
+async fn wait_for_edges<S: AsRef<str>>(gatehouse: &Gatehouse, expected: &[S]) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let graph = admin_graph(gatehouse).await;
+        let edges = edge_counts(&graph);
+        if edges
+            .iter()
+            .map(String::as_str)
+            .eq(expected.iter().map(AsRef::as_ref))
+        {
+            return graph;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the graph never showed the expected edges: {graph}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// `from → to: requests` for each edge of the answer.
 fn edge_counts(graph: &Value) -> Vec<String> {
     graph["edges"]
@@ -238,18 +259,7 @@ apis:\n  - name: shop\n    stages:\n      - name: prod\n    routes:\n\
         "api:shop/prod → service:A: 2",
         "service:A → service:B: 2",
     ];
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let graph = loop {
-        let graph = admin_graph(&gatehouse).await;
-        if edge_counts(&graph) == expected {
-            break graph;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the graph never showed the chain: {graph}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let graph = wait_for_edges(&gatehouse, &expected).await;
     let ids: Vec<&str> = graph["nodes"]
         .as_array()
         .unwrap()
@@ -330,18 +340,7 @@ apis:\n  - name: shop\n    stages:\n      - name: prod\n    routes:\n\
         "client → api:shop/prod: 2".to_owned(),
         format!("api:shop/prod → {node}: 2"),
     ];
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let graph = loop {
-        let graph = admin_graph(&gatehouse).await;
-        if edge_counts(&graph) == expected {
-            break graph;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the graph never showed the upstream: {graph}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let graph = wait_for_edges(&gatehouse, &expected).await;
     assert_eq!(graph["nodes"][2]["id"], node.as_str(), "{graph}");
     // The stored integration span carries the URL without its query.
     let text = reqwest::Client::new()
