@@ -166,10 +166,8 @@ data_dir: data\naccess_log:\n  destination: off\n\
 apis:\n  - name: shop\n    stages:\n      - name: prod\n    routes:\n\
 \x20     - method: GET\n        path: /items/{id}\n        integration:\n          type: mock\n          body: item\n";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spans_a_service_sends_to_the_receiver_join_the_gateways_trace() {
-    let gatehouse = Gatehouse::start(RECEIVER_CONFIG, &[]);
-    let trace_id = "5bf92f3577b34da6a3ce929d0e0e4736";
+/// Sends a sampled request in trace `trace_id` and returns the gateway's stored server span.
+async fn traced_server_span(gatehouse: &Gatehouse, trace_id: &str) -> Value {
     let response = reqwest::Client::new()
         .get(gatehouse.url("/prod/items/7"))
         .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
@@ -177,14 +175,21 @@ async fn spans_a_service_sends_to_the_receiver_join_the_gateways_trace() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let trace = stored_trace(&gatehouse, trace_id).await;
-    let server = trace["spans"]
+    let trace = stored_trace(gatehouse, trace_id).await;
+    trace["spans"]
         .as_array()
         .unwrap()
         .iter()
         .find(|s| s["kind"] == "server")
         .unwrap()
-        .clone();
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_a_service_sends_to_the_receiver_join_the_gateways_trace() {
+    let gatehouse = Gatehouse::start(RECEIVER_CONFIG, &[]);
+    let trace_id = "5bf92f3577b34da6a3ce929d0e0e4736";
+    let server = traced_server_span(&gatehouse, trace_id).await;
     let gateway_span = server["spanId"].as_str().unwrap();
     let start = server["startUnixNano"].as_u64().unwrap();
 
@@ -291,21 +296,7 @@ async fn spans_a_service_sends_to_the_receiver_join_the_gateways_trace() {
 async fn json_spans_a_service_sends_join_the_gateways_trace() {
     let gatehouse = Gatehouse::start(RECEIVER_CONFIG, &[]);
     let trace_id = "6bf92f3577b34da6a3ce929d0e0e4736";
-    let response = reqwest::Client::new()
-        .get(gatehouse.url("/prod/items/7"))
-        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let trace = stored_trace(&gatehouse, trace_id).await;
-    let server = trace["spans"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["kind"] == "server")
-        .unwrap()
-        .clone();
+    let server = traced_server_span(&gatehouse, trace_id).await;
     let gateway_span = server["spanId"].as_str().unwrap();
     let start = server["startUnixNano"].as_u64().unwrap();
 
